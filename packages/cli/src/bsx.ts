@@ -1,0 +1,1 @@
+import { version } from "@bsx/core"; console.log(version);

@@ -1,0 +1,3 @@
+// Loads the compiled engine (build/Release/bsx_native.node) through node-gyp-build.
+'use strict';
+module.exports = require('node-gyp-build')(__dirname);

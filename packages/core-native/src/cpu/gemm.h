@@ -1,0 +1,49 @@
+// Single-precision GEMM entry points of the CPU engine, with the epilogues the MLP fuses.
+// Row-major throughout: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, then the
+// epilogue per element. op(A) = A stored [M,K] (lda >= K) or, with transA, A^T where A is
+// stored [K,M] (lda >= M). Likewise op(B): B stored [K,N] (ldb >= N) or, with transB, B^T
+// where B is stored [N,K] (ldb >= K).
+// Reference: the plain loop in gemm_reference.cpp (double accumulation) defines the result.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace bsx::cpu {
+
+// Applied to each element of C after alpha*op(A)op(B) + beta*C, in this order:
+//   + bias[n]                  (bias != nullptr; one value per column n)
+//   * (mask[m*ldm + n] > 0)    (mask != nullptr; the ReLU mask of the backward pass)
+//   max(., 0)                  (relu)
+struct Epilogue {
+  const float* bias = nullptr;
+  const float* mask = nullptr;
+  std::int64_t ldm = 0;
+  bool relu = false;
+};
+
+// Strides between consecutive problems of a batched call (in floats).
+struct BatchStrides {
+  std::int64_t a = 0, b = 0, c = 0, bias = 0, mask = 0;
+};
+
+// One GEMM. Threads over the engine's pool when the problem is large enough.
+void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C,
+           std::int64_t ldc, const Epilogue& ep = {});
+
+// `batch` independent GEMMs of the same shape (one per replica), problem i at base + i*stride.
+// Threads over problems and/or within problems, whichever keeps all cores busy.
+void sgemm_batched(int batch, const BatchStrides& strides, bool transA, bool transB, int M,
+                   int N, int K, float alpha, const float* A, std::int64_t lda, const float* B,
+                   std::int64_t ldb, float beta, float* C, std::int64_t ldc,
+                   const Epilogue& ep = {});
+
+// The plain reference: obvious loops, double accumulation, single thread.
+void sgemm_reference(bool transA, bool transB, int M, int N, int K, float alpha,
+                     const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
+                     float beta, float* C, std::int64_t ldc, const Epilogue& ep = {});
+
+// Name of the micro-kernel path in use: "avx512", "avx2" or "portable".
+const char* gemm_kernel_name();
+
+}  // namespace bsx::cpu
