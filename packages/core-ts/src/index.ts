@@ -1,1 +1,12 @@
-export const version = "0.1.0";
+// @bsx/core: datasets, the replicated-MLP engine, experiments.
+export const version = '0.1.0';
+export * from './errors.js';
+export * from './datasets/index.js';
+export * from './engine/binding.js';
+export * from './engine/tensor.js';
+export * from './engine/dataset.js';
+export * from './engine/ensemble.js';
+export * from './engine/device.js';
+export * from './rng/philox.js';
+export * from './experiments/metrics.js';
+export * from './experiments/train.js';

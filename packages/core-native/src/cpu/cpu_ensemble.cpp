@@ -1,0 +1,392 @@
+// The CPU Ensemble: forward, backward and updates of R MLP replicas, one batched GEMM per
+// layer and pass over all replicas. Reference for the maths: packages/core-ts/test/reference/
+// (float64 MLP written independently in TypeScript).
+#include "cpu/cpu_ensemble.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "cpu/gemm.h"
+#include "cpu/ops.h"
+#include "cpu/philox.h"
+#include "cpu/thread_pool.h"
+
+namespace bsx::cpu {
+
+namespace {
+// Rows per evaluation chunk: large enough for an efficient GEMM, small enough that R replicas'
+// activations stay modest.
+constexpr std::int64_t kEvalChunk = 512;
+}  // namespace
+
+CpuEnsemble::CpuEnsemble(int replicas, std::vector<int> widths)
+    : Ensemble(replicas, std::move(widths)) {
+  const int T = tensor_count();
+  param_.resize(T);
+  snap_.resize(T);
+  adam_m_.resize(T);
+  adam_v_.resize(T);
+  grad_.resize(T);
+  for (int t = 0; t < T; ++t) {
+    const std::size_t n = static_cast<std::size_t>(replicas_) * tensor_numel(t);
+    param_[t].assign(n, 0.0f);
+    grad_[t].assign(n, 0.0f);
+  }
+  act_.resize(widths_.size());
+  deltas_.resize(widths_.size());
+}
+
+std::vector<float>& CpuEnsemble::slot(Slot s, int t) {
+  return const_cast<std::vector<float>&>(static_cast<const CpuEnsemble*>(this)->slot(s, t));
+}
+
+const std::vector<float>& CpuEnsemble::slot(Slot s, int t) const {
+  if (t < 0 || t >= tensor_count()) throw std::out_of_range("tensor index out of range");
+  switch (s) {
+    case Slot::Param: return param_[t];
+    case Slot::Snapshot: return snap_[t];
+    case Slot::AdamM: return adam_m_[t];
+    case Slot::AdamV: return adam_v_[t];
+  }
+  throw std::invalid_argument("unknown slot");
+}
+
+void CpuEnsemble::init_xavier(const std::vector<std::uint64_t>& seeds) {
+  if (static_cast<int>(seeds.size()) != replicas_)
+    throw std::invalid_argument("init: one seed per replica expected");
+  for (int l = 0; l < layers(); ++l) {
+    const std::int64_t fan_in = widths_[l], fan_out = widths_[l + 1];
+    const float bound = static_cast<float>(std::sqrt(6.0 / static_cast<double>(fan_in + fan_out)));
+    const std::int64_t n = fan_in * fan_out;
+    std::vector<float>& W = param_[2 * l];
+    for (int r = 0; r < replicas_; ++r) {
+      std::uint32_t key[2];
+      philox_key_from_seed(seeds[r], key);
+      float* w = W.data() + static_cast<std::size_t>(r) * n;
+      for (std::int64_t blk = 0; blk * 4 < n; ++blk) {
+        const std::uint32_t ctr[4] = {static_cast<std::uint32_t>(blk),
+                                      static_cast<std::uint32_t>(blk >> 32),
+                                      kStreamInitWeights + static_cast<std::uint32_t>(l), 0u};
+        const Philox4x32 out = philox4x32_10(ctr, key);
+        for (int j = 0; j < 4 && blk * 4 + j < n; ++j)
+          w[blk * 4 + j] = (2.0f * philox_uniform01(out.v[j]) - 1.0f) * bound;
+      }
+    }
+    std::fill(param_[2 * l + 1].begin(), param_[2 * l + 1].end(), 0.0f);
+  }
+  std::fill(steps_.begin(), steps_.end(), 0);
+  for (auto& m : adam_m_) std::fill(m.begin(), m.end(), 0.0f);
+  for (auto& v : adam_v_) std::fill(v.begin(), v.end(), 0.0f);
+}
+
+void CpuEnsemble::snapshot() {
+  for (int t = 0; t < tensor_count(); ++t) snap_[t] = param_[t];
+  has_snapshot_ = true;
+}
+
+void CpuEnsemble::set_optimizer(const OptimizerConfig& cfg) {
+  const bool kind_changed = cfg.kind != opt_.kind;
+  opt_ = cfg;
+  if (kind_changed) reset_optimizer_state();
+}
+
+void CpuEnsemble::reset_optimizer_state() {
+  std::fill(steps_.begin(), steps_.end(), 0);
+  for (int t = 0; t < tensor_count(); ++t) {
+    if (opt_.kind == OptimizerKind::Adam) {
+      adam_m_[t].assign(param_[t].size(), 0.0f);
+      adam_v_[t].assign(param_[t].size(), 0.0f);
+    } else {
+      adam_m_[t].clear();
+      adam_m_[t].shrink_to_fit();
+      adam_v_[t].clear();
+      adam_v_[t].shrink_to_fit();
+    }
+  }
+}
+
+void CpuEnsemble::ensure_workspace(std::int64_t rows) {
+  if (rows <= capacity_rows_) return;
+  for (std::size_t l = 0; l < widths_.size(); ++l) {
+    const std::size_t n = static_cast<std::size_t>(replicas_) * rows * widths_[l];
+    act_[l].assign(n, 0.0f);
+    if (l > 0) deltas_[l].assign(n, 0.0f);
+  }
+  labels_.assign(static_cast<std::size_t>(replicas_) * rows, 0);
+  capacity_rows_ = rows;
+}
+
+void CpuEnsemble::check_dataset(const Dataset& data) const {
+  if (data.dim != widths_.front())
+    throw std::invalid_argument("dataset has " + std::to_string(data.dim) +
+                                " features per sample, the model's input width is " +
+                                std::to_string(widths_.front()));
+  if (data.classes != widths_.back())
+    throw std::invalid_argument("dataset has " + std::to_string(data.classes) +
+                                " classes, the model's output width is " +
+                                std::to_string(widths_.back()));
+}
+
+void CpuEnsemble::check_indices(const Dataset& data, const std::int32_t* indices,
+                                std::int64_t count) const {
+  for (std::int64_t i = 0; i < count; ++i)
+    if (indices[i] < 0 || indices[i] >= data.count)
+      throw std::out_of_range("index " + std::to_string(indices[i]) + " at position " +
+                              std::to_string(i) + " is outside the dataset (0.." +
+                              std::to_string(data.count - 1) + ")");
+}
+
+void CpuEnsemble::gather(const Dataset& data, const std::int32_t* indices, std::int64_t stride,
+                         std::int64_t offset, int b) {
+  const std::int64_t dim = widths_.front();
+  float* x = act_[0].data();
+  parallel_for(static_cast<std::int64_t>(replicas_) * b, [&](std::int64_t lo, std::int64_t hi, int) {
+    for (std::int64_t k = lo; k < hi; ++k) {
+      const std::int64_t r = k / b, i = k % b;
+      const std::int32_t idx = indices[r * stride + offset + i];
+      std::memcpy(x + (r * b + i) * dim, data.row(idx), sizeof(float) * dim);
+      labels_[r * b + i] = data.labels[idx];
+    }
+  }, 16);
+}
+
+void CpuEnsemble::forward_layers(const float* input, std::int64_t input_stride,
+                                 std::int64_t rows) {
+  const int L = layers();
+  const int m = static_cast<int>(rows);
+  for (int l = 0; l < L; ++l) {
+    const int in = widths_[l], out = widths_[l + 1];
+    const float* A = (l == 0) ? input : act_[l].data();
+    BatchStrides s;
+    s.a = (l == 0) ? input_stride : rows * in;
+    s.b = static_cast<std::int64_t>(out) * in;
+    s.c = rows * out;
+    s.bias = out;
+    Epilogue ep;
+    ep.bias = param_[2 * l + 1].data();
+    ep.relu = l < L - 1;
+    // act[l+1][r] (rows, out) = act[l][r] (rows, in) * W[r]^T (in, out) + b[r]
+    sgemm_batched(replicas_, s, false, true, m, out, in, 1.0f, A, in, param_[2 * l].data(), in,
+                  0.0f, act_[l + 1].data(), out, ep);
+  }
+}
+
+void CpuEnsemble::loss_head(const std::int32_t* labels, std::int64_t labels_stride,
+                            std::int64_t rows, bool want_grad, double* loss_sum,
+                            std::int64_t* correct) {
+  const int C = widths_.back();
+  const float* logits = act_.back().data();
+  float* dl = want_grad ? deltas_.back().data() : nullptr;
+  const float scale = 1.0f / static_cast<float>(rows);
+  parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int) {
+    for (std::int64_t r = lo; r < hi; ++r) {
+      double ls = 0;
+      std::int64_t hits = 0;
+      log_softmax_nll(logits + r * rows * C, labels + r * labels_stride, rows, C, scale,
+                      dl ? dl + r * rows * C : nullptr, &ls, &hits);
+      loss_sum[r] += ls;
+      correct[r] += hits;
+    }
+  });
+}
+
+void CpuEnsemble::backward(std::int64_t rows) {
+  const int L = layers();
+  const int b = static_cast<int>(rows);
+  for (int l = L - 1; l >= 0; --l) {
+    const int in = widths_[l], out = widths_[l + 1];
+    const float* delta = deltas_[l + 1].data();  // [R, b, out]
+    // dW[r] (out, in) = delta[r]^T (out, b) * act[l][r] (b, in)
+    BatchStrides sw;
+    sw.a = rows * out;
+    sw.b = rows * in;
+    sw.c = static_cast<std::int64_t>(out) * in;
+    sgemm_batched(replicas_, sw, true, false, out, in, b, 1.0f, delta, out, act_[l].data(), in,
+                  0.0f, grad_[2 * l].data(), in);
+    // db[r] (out) = column sums of delta[r]
+    float* gb = grad_[2 * l + 1].data();
+    parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int) {
+      for (std::int64_t r = lo; r < hi; ++r)
+        column_sums(delta + r * rows * out, rows, out, gb + r * out);
+    });
+    if (l > 0) {
+      // delta[l][r] (b, in) = (delta[r] (b, out) * W[r] (out, in)) masked by act[l] > 0
+      BatchStrides sd;
+      sd.a = rows * out;
+      sd.b = static_cast<std::int64_t>(out) * in;
+      sd.c = rows * in;
+      sd.mask = rows * in;
+      Epilogue ep;
+      ep.mask = act_[l].data();
+      ep.ldm = in;
+      sgemm_batched(replicas_, sd, false, false, b, in, out, 1.0f, delta, out,
+                    param_[2 * l].data(), in, 0.0f, deltas_[l].data(), in, ep);
+    }
+  }
+}
+
+void CpuEnsemble::apply_update(const float* lr) {
+  const int T = tensor_count();
+  for (int r = 0; r < replicas_; ++r) steps_[r] += 1;
+  for (int t = 0; t < T; ++t) {
+    const std::int64_t n = tensor_numel(t);
+    parallel_for(static_cast<std::int64_t>(replicas_) * n, [&](std::int64_t lo, std::int64_t hi, int) {
+      // split [lo, hi) at replica boundaries: each replica has its own lr and step count
+      std::int64_t i = lo;
+      while (i < hi) {
+        const std::int64_t r = i / n;
+        const std::int64_t end = std::min(hi, (r + 1) * n);
+        float* p = param_[t].data() + i;
+        const float* g = grad_[t].data() + i;
+        if (opt_.kind == OptimizerKind::Sgd) {
+          sgd_update(p, g, static_cast<std::size_t>(end - i), lr[r]);
+        } else {
+          adam_update(p, g, adam_m_[t].data() + i, adam_v_[t].data() + i,
+                      static_cast<std::size_t>(end - i), lr[r], opt_.beta1, opt_.beta2,
+                      opt_.eps, steps_[r]);
+        }
+        i = end;
+      }
+    }, 4096);
+  }
+}
+
+void CpuEnsemble::train(const Dataset& data, const std::int32_t* indices, std::int64_t n,
+                        int batch, const float* lr, double* loss_out) {
+  check_dataset(data);
+  if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
+  if (n < 1) throw std::invalid_argument("train: need at least one index per replica");
+  check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
+  if (opt_.kind == OptimizerKind::Adam && adam_m_[0].size() != param_[0].size())
+    reset_optimizer_state();
+  ensure_workspace(std::min<std::int64_t>(batch, n));
+  std::vector<double> loss(replicas_, 0.0);
+  std::vector<std::int64_t> hits(replicas_, 0);
+  for (std::int64_t off = 0; off < n; off += batch) {
+    const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
+    gather(data, indices, n, off, b);
+    forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b);
+    loss_head(labels_.data(), b, b, true, loss.data(), hits.data());
+    backward(b);
+    apply_update(lr);
+  }
+  for (int r = 0; r < replicas_; ++r) loss_out[r] = loss[r] / static_cast<double>(n);
+}
+
+EvalResult CpuEnsemble::evaluate(const Dataset& data, std::int64_t start, std::int64_t count) {
+  check_dataset(data);
+  if (start < 0 || count < 1 || start + count > data.count)
+    throw std::out_of_range("evaluate: rows [" + std::to_string(start) + ", " +
+                            std::to_string(start + count) + ") are outside the dataset (" +
+                            std::to_string(data.count) + " rows)");
+  EvalResult res;
+  res.loss_sum.assign(replicas_, 0.0);
+  res.correct.assign(replicas_, 0);
+  res.count = count;
+  ensure_workspace(std::min(kEvalChunk, count));
+  for (std::int64_t off = 0; off < count; off += kEvalChunk) {
+    const std::int64_t rows = std::min(kEvalChunk, count - off);
+    // all replicas read the same input rows: stride 0 between replicas
+    forward_layers(data.row(start + off), 0, rows);
+    loss_head(data.labels.data() + start + off, 0, rows, false, res.loss_sum.data(),
+              res.correct.data());
+  }
+  return res;
+}
+
+void CpuEnsemble::forward(const Dataset& data, const std::int32_t* indices, int batch,
+                          float* logprobs) {
+  check_dataset(data);
+  if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
+  check_indices(data, indices, static_cast<std::int64_t>(replicas_) * batch);
+  ensure_workspace(batch);
+  gather(data, indices, batch, 0, batch);
+  forward_layers(act_[0].data(), static_cast<std::int64_t>(batch) * widths_.front(), batch);
+  const int C = widths_.back();
+  const float* z = act_.back().data();
+  const std::int64_t rows = static_cast<std::int64_t>(replicas_) * batch;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    float zmax = z[i * C];
+    for (int c = 1; c < C; ++c) zmax = std::max(zmax, z[i * C + c]);
+    double s = 0;
+    for (int c = 0; c < C; ++c) s += std::exp(static_cast<double>(z[i * C + c]) - zmax);
+    const double lse = zmax + std::log(s);
+    for (int c = 0; c < C; ++c) logprobs[i * C + c] = static_cast<float>(z[i * C + c] - lse);
+  }
+}
+
+void CpuEnsemble::gradients(const Dataset& data, const std::int32_t* indices, int batch,
+                            const std::vector<float*>& grads, double* loss_out) {
+  check_dataset(data);
+  if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
+  if (static_cast<int>(grads.size()) != tensor_count())
+    throw std::invalid_argument("gradients: one output per tensor expected");
+  check_indices(data, indices, static_cast<std::int64_t>(replicas_) * batch);
+  ensure_workspace(batch);
+  gather(data, indices, batch, 0, batch);
+  forward_layers(act_[0].data(), static_cast<std::int64_t>(batch) * widths_.front(), batch);
+  std::vector<double> loss(replicas_, 0.0);
+  std::vector<std::int64_t> hits(replicas_, 0);
+  loss_head(labels_.data(), batch, batch, true, loss.data(), hits.data());
+  backward(batch);
+  for (int t = 0; t < tensor_count(); ++t)
+    std::memcpy(grads[t], grad_[t].data(), sizeof(float) * grad_[t].size());
+  for (int r = 0; r < replicas_; ++r) loss_out[r] = loss[r] / batch;
+}
+
+void CpuEnsemble::get_tensor(Slot s, int t, float* out) const {
+  const std::vector<float>& v = slot(s, t);
+  const std::size_t n = static_cast<std::size_t>(replicas_) * tensor_numel(t);
+  if (v.size() != n) {
+    if (s == Slot::Snapshot) throw std::logic_error("no snapshot has been taken");
+    std::fill(out, out + n, 0.0f);  // Adam state not allocated: it is zero
+    return;
+  }
+  std::memcpy(out, v.data(), sizeof(float) * n);
+}
+
+void CpuEnsemble::set_tensor(Slot s, int t, const float* in) {
+  std::vector<float>& v = slot(s, t);
+  const std::size_t n = static_cast<std::size_t>(replicas_) * tensor_numel(t);
+  v.assign(in, in + n);
+  if (s == Slot::Snapshot) {
+    // a snapshot set tensor by tensor counts once every tensor has one
+    bool all = true;
+    for (int k = 0; k < tensor_count(); ++k)
+      all = all && snap_[k].size() == static_cast<std::size_t>(replicas_) * tensor_numel(k);
+    has_snapshot_ = all;
+  }
+  if (s == Slot::AdamM || s == Slot::AdamV) {
+    for (int k = 0; k < tensor_count(); ++k) {
+      const std::size_t nk = static_cast<std::size_t>(replicas_) * tensor_numel(k);
+      if (adam_m_[k].size() != nk) adam_m_[k].assign(nk, 0.0f);
+      if (adam_v_[k].size() != nk) adam_v_[k].assign(nk, 0.0f);
+    }
+  }
+}
+
+void CpuEnsemble::stats(double* out) const {
+  if (!has_snapshot_) throw std::logic_error("stats: no snapshot has been taken");
+  const int L = layers();
+  parallel_for(static_cast<std::int64_t>(replicas_) * L, [&](std::int64_t lo, std::int64_t hi, int) {
+    for (std::int64_t k = lo; k < hi; ++k) {
+      const int r = static_cast<int>(k / L), l = static_cast<int>(k % L);
+      for (int part = 0; part < 2; ++part) {
+        const int t = 2 * l + part;
+        const std::int64_t n = tensor_numel(t);
+        const TensorStats st = tensor_stats(param_[t].data() + r * n, snap_[t].data() + r * n,
+                                            static_cast<std::size_t>(n));
+        double* o = out + (static_cast<std::int64_t>(r) * L + l) * kStatsPerLayer + part * 4;
+        o[0] = st.norm2;
+        o[1] = st.dist2;
+        o[2] = st.dot;
+        o[3] = st.snap_norm2;
+      }
+    }
+  });
+}
+
+}  // namespace bsx::cpu

@@ -1,0 +1,50 @@
+// Shared parts of the Ensemble interface and the backend factory.
+#include "engine/ensemble.h"
+
+#include <stdexcept>
+
+#include "cpu/cpu_ensemble.h"
+#include "cuda/cuda_backend.h"
+
+namespace bsx {
+
+Ensemble::Ensemble(int replicas, std::vector<int> widths)
+    : replicas_(replicas), widths_(std::move(widths)) {
+  if (replicas_ < 1) throw std::invalid_argument("replicas must be >= 1");
+  if (widths_.size() < 2) throw std::invalid_argument("widths needs at least 2 entries");
+  for (int w : widths_)
+    if (w < 1) throw std::invalid_argument("every width must be >= 1");
+  steps_.assign(static_cast<std::size_t>(replicas_), 0);
+}
+
+std::int64_t Ensemble::tensor_numel(int t) const {
+  if (t < 0 || t >= tensor_count()) throw std::out_of_range("tensor index out of range");
+  const int l = t / 2;
+  const std::int64_t out = widths_[l + 1];
+  return (t % 2 == 0) ? out * widths_[l] : out;
+}
+
+std::int64_t Ensemble::parameter_count() const {
+  std::int64_t n = 0;
+  for (int t = 0; t < tensor_count(); ++t) n += tensor_numel(t);
+  return n;
+}
+
+void Ensemble::set_optimizer_steps(const std::vector<std::int64_t>& s) {
+  if (static_cast<int>(s.size()) != replicas_)
+    throw std::invalid_argument("optimizer steps: one value per replica expected");
+  steps_ = s;
+}
+
+std::unique_ptr<Ensemble> make_ensemble(const std::string& backend, int replicas,
+                                        const std::vector<int>& widths) {
+  if (backend == "cpu") return std::make_unique<cpu::CpuEnsemble>(replicas, widths);
+  if (backend == "cuda") {
+    const cuda::DeviceInfo info = cuda::probe();
+    if (!info.available) throw std::runtime_error("cuda: unavailable (" + info.reason + ")");
+    throw std::runtime_error("cuda: the CUDA ensemble is not built yet");
+  }
+  throw std::invalid_argument("unknown backend '" + backend + "' (expected cpu or cuda)");
+}
+
+}  // namespace bsx

@@ -1,0 +1,104 @@
+// The engine's one interface: an Ensemble of R independent MLP replicas, each tensor held as
+// one contiguous block over replicas ([R, out, in] weights, [R, out] biases). The CPU backend
+// (cpu/cpu_ensemble.h) implements it; the CUDA backend implements the same calls.
+// Callers (the Node-API bindings) validate every argument first; the backends check again
+// with exceptions where a wrong value would touch memory out of bounds.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu/dataset.h"
+
+namespace bsx {
+
+enum class OptimizerKind { Sgd = 0, Adam = 1 };
+
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::Sgd;
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // Adam only (PyTorch's defaults)
+};
+
+// Which copy of a tensor: the live parameters, the snapshot they are compared with
+// (distance, cosine; usually the initial weights), or Adam's two moment estimates.
+enum class Slot { Param = 0, Snapshot = 1, AdamM = 2, AdamV = 3 };
+
+// Per replica and layer, in this order (all sums in double):
+// |W|^2, |W - W0|^2, <W, W0>, |W0|^2, |b|^2, |b - b0|^2, <b, b0>, |b0|^2   (W0, b0: snapshot)
+constexpr int kStatsPerLayer = 8;
+
+struct EvalResult {
+  std::vector<double> loss_sum;           // [R] sum over samples of -log p(label)
+  std::vector<std::int64_t> correct;      // [R]
+  std::int64_t count = 0;
+};
+
+class Ensemble {
+ public:
+  Ensemble(int replicas, std::vector<int> widths);
+  virtual ~Ensemble() = default;
+  Ensemble(const Ensemble&) = delete;
+  Ensemble& operator=(const Ensemble&) = delete;
+
+  int replicas() const { return replicas_; }
+  int layers() const { return static_cast<int>(widths_.size()) - 1; }
+  const std::vector<int>& widths() const { return widths_; }
+  // Tensors in the order W0, b0, W1, b1, ...; tensor t's element count per replica.
+  int tensor_count() const { return 2 * layers(); }
+  std::int64_t tensor_numel(int t) const;
+  std::int64_t parameter_count() const;  // per replica
+  virtual std::string backend() const = 0;
+
+  // Xavier/Glorot-uniform weights from Philox (key = seed of the replica), zero biases.
+  virtual void init_xavier(const std::vector<std::uint64_t>& seeds) = 0;
+  // Copies the parameters into the snapshot slot.
+  virtual void snapshot() = 0;
+  bool has_snapshot() const { return has_snapshot_; }
+
+  // Changing the optimiser kind resets its state; the same kind keeps it (phases).
+  virtual void set_optimizer(const OptimizerConfig& cfg) = 0;
+  virtual void reset_optimizer_state() = 0;
+  const OptimizerConfig& optimizer() const { return opt_; }
+  const std::vector<std::int64_t>& optimizer_steps() const { return steps_; }
+  void set_optimizer_steps(const std::vector<std::int64_t>& s);
+
+  // Trains every replica on its own indices: indices [R, n] row-major; steps of batch b in
+  // order (the last one short when b does not divide n); lr [R]. loss_out[r] = mean over the
+  // n samples of the loss at the step that used them.
+  virtual void train(const cpu::Dataset& data, const std::int32_t* indices, std::int64_t n,
+                     int batch, const float* lr, double* loss_out) = 0;
+
+  // Loss and accuracy of every replica on rows [start, start + count) of the dataset.
+  virtual EvalResult evaluate(const cpu::Dataset& data, std::int64_t start,
+                              std::int64_t count) = 0;
+
+  // Log-probabilities [R, b, classes] for the batch indices [R, b].
+  virtual void forward(const cpu::Dataset& data, const std::int32_t* indices, int batch,
+                       float* logprobs) = 0;
+
+  // Gradient of the batch-mean loss for indices [R, b] without changing any state.
+  // grads[t] receives tensor t's gradient [R, numel(t)]; loss_out[r] = mean batch loss.
+  virtual void gradients(const cpu::Dataset& data, const std::int32_t* indices, int batch,
+                         const std::vector<float*>& grads, double* loss_out) = 0;
+
+  virtual void get_tensor(Slot slot, int t, float* out) const = 0;  // [R, numel(t)]
+  virtual void set_tensor(Slot slot, int t, const float* in) = 0;
+
+  // [R, layers, kStatsPerLayer]; requires a snapshot.
+  virtual void stats(double* out) const = 0;
+
+ protected:
+  int replicas_;
+  std::vector<int> widths_;
+  bool has_snapshot_ = false;
+  OptimizerConfig opt_{};
+  std::vector<std::int64_t> steps_;  // optimiser steps taken, per replica (Adam's t)
+};
+
+// Creates an ensemble on a backend ("cpu" or "cuda"); throws std::runtime_error when the
+// backend is not available, with the reason.
+std::unique_ptr<Ensemble> make_ensemble(const std::string& backend, int replicas,
+                                        const std::vector<int>& widths);
+
+}  // namespace bsx

