@@ -22,5 +22,7 @@ SimdPath simd_path();
 // when the CPU cannot run it.
 void set_simd_path(SimdPath p);
 const char* simd_path_name(SimdPath p);
+// Whether this CPU (and OS) can run path p.
+bool simd_path_supported(SimdPath p);
 
 }  // namespace bsx::cpu

@@ -6,6 +6,9 @@
 namespace bsx::cpu {
 
 struct Dataset {
+  // Unique per dataset made in this process (never reused): backends that keep a device copy
+  // cache it under this id.
+  std::uint64_t id = 0;
   std::int64_t count = 0;
   std::int64_t dim = 0;
   int classes = 0;

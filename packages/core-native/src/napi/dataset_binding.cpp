@@ -3,6 +3,7 @@
 //             count, dim, classes)
 #include <napi.h>
 
+#include <atomic>
 #include <memory>
 
 #include "cpu/dataset.h"
@@ -18,7 +19,9 @@ DatasetWrap::DatasetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Data
   const std::int64_t dim = ArgInt(Arg(info, 3), "Dataset: dim", 1, 1LL << 24);
   const std::int64_t classes = ArgInt(Arg(info, 4), "Dataset: classes", 1, 1 << 20);
   auto feats = ArgArray<float>(Arg(info, 0), "Dataset: features", count * dim);
+  static std::atomic<std::uint64_t> next_id{1};
   auto ds = std::make_shared<cpu::Dataset>();
+  ds->id = next_id.fetch_add(1);
   ds->count = count;
   ds->dim = dim;
   ds->classes = static_cast<int>(classes);
