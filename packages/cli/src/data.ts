@@ -1,11 +1,14 @@
 // Loads the training and test sets into the engine for a command.
 
-import { Dataset, loadMnist, type LoadMnistOptions } from '@bsx/core';
+import { resolve } from 'node:path';
+import { Dataset, loadMnist, type LoadMnistOptions, type RunData } from '@bsx/core';
 
 export interface LoadedData {
   train: Dataset;
   test: Dataset;
   dir: string;
+  /** What identifies the data of a run in the run store. */
+  identity: RunData;
 }
 
 export async function loadData(opts: { data?: string; trainLimit?: number; testLimit?: number }): Promise<LoadedData> {
@@ -14,5 +17,8 @@ export async function loadData(opts: { data?: string; trainLimit?: number; testL
   if (opts.trainLimit !== undefined) lo.trainLimit = opts.trainLimit;
   if (opts.testLimit !== undefined) lo.testLimit = opts.testLimit;
   const m = await loadMnist(lo);
-  return { train: Dataset.fromImages(m.train), test: Dataset.fromImages(m.test), dir: m.dir };
+  const identity: RunData = { name: opts.data === undefined ? 'mnist' : `idx:${resolve(opts.data)}` };
+  if (opts.trainLimit !== undefined) identity.trainLimit = m.train.count;
+  if (opts.testLimit !== undefined) identity.testLimit = m.test.count;
+  return { train: Dataset.fromImages(m.train), test: Dataset.fromImages(m.test), dir: m.dir, identity };
 }

@@ -10,3 +10,6 @@ export * from './engine/device.js';
 export * from './rng/philox.js';
 export * from './experiments/metrics.js';
 export * from './experiments/train.js';
+export * from './experiments/phases.js';
+export * from './experiments/run.js';
+export * from './store/index.js';

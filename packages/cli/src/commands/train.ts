@@ -1,7 +1,19 @@
-// bsx train: one training run (one or more seeds) with per-epoch evaluation on the full
-// train and test sets.
+// bsx train: one training run (one or more seeds, one or more phases) through the run store,
+// with per-epoch evaluation on the full train and test sets.
 
-import { resolveDevice, train, type OptimizerKind, type TrainEvent } from '@bsx/core';
+import { resolve } from 'node:path';
+import {
+  BsxError,
+  RunStore,
+  parsePhases,
+  resolveDevice,
+  runTraining,
+  type EpochMetrics,
+  type OptimizerKind,
+  type Phase,
+  type StoredRunResult,
+  type TrainEvent,
+} from '@bsx/core';
 import { loadData } from '../data.js';
 import { num, pct, table } from '../format.js';
 import { ProgressBar } from '../progress.js';
@@ -11,67 +23,143 @@ export interface TrainCommandOptions {
   lr: number;
   epochs: number;
   optimizer: OptimizerKind;
+  phases?: string;
   seed: number;
+  seeds: number;
   trainLimit?: number;
   testLimit?: number;
   data?: string;
   device: 'auto' | 'cpu' | 'cuda';
+  out: string;
+  resume: boolean;
+  wait?: boolean;
+  export?: boolean;
   json?: boolean;
 }
 
+/** The phases of the run: --phases when given, else one phase from the single-phase options. */
+export function phasesOf(opts: Pick<TrainCommandOptions, 'phases' | 'batchSize' | 'lr' | 'epochs' | 'optimizer'>): Phase[] {
+  if (opts.phases !== undefined) return parsePhases(opts.phases);
+  return [{ epochs: opts.epochs, batchSize: opts.batchSize, lr: opts.lr, optimizer: opts.optimizer }];
+}
+
+function meanStd(xs: number[]): { mean: number; std: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const v = xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
+  return { mean, std: Math.sqrt(v) };
+}
+
+/** Mean and sample standard deviation over seeds of the last epoch's metrics. */
+export function acrossSeeds(result: StoredRunResult): Record<string, { mean: number; std: number }> {
+  const last = result.seeds.map((s) => s.epochs[s.epochs.length - 1]!).filter((m) => m !== undefined);
+  const keys: (keyof EpochMetrics)[] = ['trainLoss', 'trainAcc', 'testLoss', 'testAcc', 'weightDistance', 'biasDistance', 'weightNorm', 'biasNorm'];
+  const out: Record<string, { mean: number; std: number }> = {};
+  for (const k of keys) out[k] = meanStd(last.map((m) => m[k] as number));
+  return out;
+}
+
 export async function trainCommand(opts: TrainCommandOptions): Promise<void> {
+  const phases = phasesOf(opts);
   const device = resolveDevice(opts.device);
   if (device.note && !opts.json) process.stderr.write(`bsx: ${device.note}\n`);
   const data = await loadData(opts);
-  const spec = {
-    seeds: [opts.seed],
-    phases: [{ epochs: opts.epochs, batchSize: opts.batchSize, lr: opts.lr, optimizer: opts.optimizer }],
-  };
+  const seeds = Array.from({ length: opts.seeds }, (_, i) => opts.seed + i);
+  const spec = { seeds, phases };
+  const store = new RunStore(resolve(opts.out));
+
   let bar: ProgressBar | undefined;
   let stepsDone = 0;
   let stepsPerEpoch: number[] = [];
+  const say = (line: string): void => {
+    if (opts.json) return;
+    if (bar) bar.log(line);
+    else process.stderr.write(`${line}\n`);
+  };
   const onEvent = (e: TrainEvent): void => {
     if (e.type === 'start') {
       stepsPerEpoch = e.stepsPerEpoch;
-      const total = spec.phases.reduce((a, p, i) => a + p.epochs * stepsPerEpoch[i]!, 0);
+      const total = phases.reduce((a, p, i) => a + p.epochs * stepsPerEpoch[i]!, 0);
       bar = new ProgressBar({ total, label: 'train' });
     } else if (e.type === 'progress') {
-      bar?.update(stepsDone + e.step, `epoch ${e.epoch}/${e.totalEpochs} step ${e.step}/${e.stepsInEpoch} loss ${e.loss.toFixed(4)} ${Math.round(e.samplesPerSec)} samples/s`);
+      bar?.update(
+        stepsDone + e.step,
+        `epoch ${e.epoch}/${e.totalEpochs} step ${e.step}/${e.stepsInEpoch} loss ${e.loss.toFixed(4)} ${Math.round(e.samplesPerSec)} samples/s`,
+      );
     } else if (e.type === 'evaluating') {
-      bar?.update(stepsDone + (stepsPerEpoch[0] ?? 0), `epoch ${e.epoch}: evaluating`, true);
+      bar?.update(stepsDone, `epoch ${e.epoch}: evaluating`, true);
     } else if (e.type === 'epoch') {
-      const phase = e.metrics[0]!.phase;
-      stepsDone += stepsPerEpoch[phase]!;
-      const m = e.metrics[0]!;
-      if (!opts.json) {
-        bar?.log(
-          `epoch ${e.epoch}: train loss ${num(m.trainLoss)} acc ${pct(m.trainAcc)} | test loss ${num(m.testLoss)} acc ${pct(m.testAcc)} | ${Math.round(m.samplesPerSec)} samples/s`,
-        );
-      }
+      stepsDone += stepsPerEpoch[e.metrics[0]!.phase]!;
+      const acc = e.metrics.map((m) => pct(m.testAcc)).join(' ');
+      const loss = e.metrics.map((m) => num(m.trainLoss)).join(' ');
+      say(`epoch ${e.epoch}/${e.totalEpochs}: train loss ${loss} | test acc ${acc} | ${Math.round(e.metrics[0]!.samplesPerSec)} samples/s`);
     }
   };
   const ac = new AbortController();
-  const onSigint = (): void => ac.abort();
-  process.once('SIGINT', onSigint);
+  const onSigint = (): void => {
+    if (ac.signal.aborted) process.exit(130);
+    ac.abort();
+    say('bsx: interrupted; stopping after the current chunk (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  let result: StoredRunResult;
   try {
-    const result = await train(spec, data, { backend: device.kind, onEvent, signal: ac.signal });
-    bar?.finish();
-    const s = result.seeds[0]!;
-    if (opts.json) {
-      const out = {
-        spec: result.spec,
-        backend: result.backend,
-        data: { dir: data.dir, trainCount: result.trainCount, testCount: result.testCount },
-        seed: s.seed,
-        initial: s.initial,
-        epochs: s.epochs,
-        seconds: result.seconds,
-      };
-      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-      return;
+    result = await runTraining(spec, data, {
+      store,
+      data: data.identity,
+      backend: device.kind,
+      resume: opts.resume,
+      wait: opts.wait ?? false,
+      exportWeights: opts.export ?? false,
+      onEvent,
+      signal: ac.signal,
+      onStatus: (s) => {
+        if (s.type === 'reused') say(`bsx: this run has finished before; reading it from ${s.dir}`);
+        else if (s.type === 'resumed') say(`bsx: resuming ${s.dir} after epoch ${s.epoch}`);
+        else say(`bsx: run directory ${s.dir}`);
+      },
+    });
+  } catch (err) {
+    if (err instanceof BsxError && err.code === 'BSX_CANCELLED') {
+      bar?.finish();
+      throw new BsxError('BSX_CANCELLED', 'interrupted; the last finished epoch is saved: run the same command again to resume');
     }
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    bar?.finish();
+  }
+
+  if (opts.json) {
+    const seedOut = result.seeds.map((s) => ({
+      seed: s.seed,
+      initial: s.initial,
+      epochs: s.epochs,
+      ...(s.divergedAtEpoch !== undefined ? { divergedAtEpoch: s.divergedAtEpoch } : {}),
+    }));
+    const common = {
+      spec: result.spec,
+      description: result.description,
+      runDir: result.dir,
+      reused: result.reused,
+      ...(result.resumedFromEpoch !== undefined ? { resumedFromEpoch: result.resumedFromEpoch } : {}),
+      ...(result.exportDir ? { exportDir: result.exportDir } : {}),
+      backend: result.backend,
+      data: { ...data.identity, dir: data.dir, trainCount: result.trainCount, testCount: result.testCount },
+      seconds: result.seconds,
+    };
+    const out =
+      seedOut.length === 1
+        ? { ...common, ...seedOut[0]! }
+        : { ...common, seeds: seedOut, acrossSeeds: acrossSeeds(result) };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return;
+  }
+
+  for (const s of result.seeds) {
     process.stdout.write(
-      `\ninitial weights: norm ${num(s.initial.weightNorm, 3)}, bias norm ${num(s.initial.biasNorm, 3)}\n\n`,
+      `\nseed ${s.seed}: initial weight norm ${num(s.initial.weightNorm, 3)}, bias norm ${num(s.initial.biasNorm, 3)}${
+        s.divergedAtEpoch !== undefined ? `, DIVERGED at epoch ${s.divergedAtEpoch}` : ''
+      }\n`,
     );
     const rows = s.epochs.map((m) => [
       m.epoch,
@@ -88,9 +176,13 @@ export async function trainCommand(opts: TrainCommandOptions): Promise<void> {
     process.stdout.write(
       `${table(['epoch', 'train loss', 'train acc', 'test loss', 'test acc', 'W dist', 'b dist', 'W norm', 'cosine/layer', 'samples/s'], rows)}\n`,
     );
-    process.stdout.write(`\n${result.seconds.toFixed(1)} s on ${result.backend}\n`);
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-    bar?.finish();
   }
+  if (result.seeds.length > 1) {
+    const a = acrossSeeds(result);
+    process.stdout.write(
+      `\nacross ${result.seeds.length} seeds (last epoch): test acc ${pct(a.testAcc!.mean)} +- ${pct(a.testAcc!.std)}, W dist ${num(a.weightDistance!.mean, 3)} +- ${num(a.weightDistance!.std, 3)}\n`,
+    );
+  }
+  process.stdout.write(`\n${result.description}\n${result.reused ? 'read from' : `${result.seconds.toFixed(1)} s on ${result.backend}; saved in`} ${result.dir}\n`);
+  if (result.exportDir) process.stdout.write(`weights exported to ${result.exportDir}\n`);
 }

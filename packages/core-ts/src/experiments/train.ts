@@ -34,6 +34,8 @@ export interface EpochMetrics extends WeightMetrics {
   testAcc: number;
   /** Training throughput of this epoch (all replicas together), evaluation excluded. */
   samplesPerSec: number;
+  /** The replica's loss has been NaN or infinite at or before this epoch. */
+  diverged: boolean;
 }
 
 export interface InitialMetrics extends WeightMetrics {
@@ -47,6 +49,8 @@ export interface SeedResult {
   seed: number;
   initial: InitialMetrics;
   epochs: EpochMetrics[];
+  /** First epoch whose loss was NaN or infinite; the other seeds go on. */
+  divergedAtEpoch?: number;
 }
 
 export interface TrainResult {
@@ -81,6 +85,75 @@ export interface TrainOptions {
   evaluateInitial?: boolean;
   /** Roughly how many samples per replica each native call trains (progress granularity). */
   chunkSamples?: number;
+  /** Continue from a saved state instead of a fresh initialisation. */
+  resume?: ResumeState;
+  /** Awaited after every epoch (e.g. to write metrics and a checkpoint). */
+  onEpochEnd?: (ctx: EpochEndContext) => Promise<void> | void;
+}
+
+/** What a run needs to continue after `epoch` completed epochs. */
+export interface ResumeState {
+  checkpoint: TrainCheckpoint;
+  /** Per seed (spec order): the initial metrics and the epochs done so far. */
+  seeds: SeedResult[];
+}
+
+export interface EpochEndContext {
+  epoch: number;
+  phase: number;
+  totalEpochs: number;
+  metrics: EpochMetrics[];
+  seeds: readonly SeedResult[];
+  /** The engine state after this epoch, for checkpoints. */
+  checkpoint: () => TrainCheckpoint;
+  ensemble: Ensemble;
+}
+
+export type TensorSlot = 'param' | 'snapshot' | 'adamM' | 'adamV';
+
+/** The complete state of a training run after `epoch` epochs. */
+export interface TrainCheckpoint {
+  epoch: number;
+  phase: number;
+  optimizer: OptimizerKind;
+  optimizerSteps: number[];
+  tensors: { slot: TensorSlot; index: number; shape: number[]; data: Float32Array }[];
+  /** The data order is a function of (seed, epoch): the next epoch is all the RNG state. */
+  rng: { nextEpoch: number };
+}
+
+/** Reads the state of an ensemble (parameters, snapshot, optimiser state) for a checkpoint. */
+export function captureCheckpoint(ens: Ensemble, epoch: number, phase: number, optimizer: OptimizerKind): TrainCheckpoint {
+  const slots: TensorSlot[] = optimizer === 'adam' ? ['param', 'snapshot', 'adamM', 'adamV'] : ['param', 'snapshot'];
+  const tensors: TrainCheckpoint['tensors'] = [];
+  for (const slot of slots) {
+    for (let t = 0; t < 2 * ens.layers; t++) {
+      const x = ens.getTensor(t, slot);
+      tensors.push({ slot, index: t, shape: [...x.shape], data: x.data });
+    }
+  }
+  return { epoch, phase, optimizer, optimizerSteps: Array.from(ens.optimizerSteps()), tensors, rng: { nextEpoch: epoch + 1 } };
+}
+
+/** Puts a checkpoint's state into an ensemble of the same shape. */
+export function restoreCheckpoint(ens: Ensemble, cp: TrainCheckpoint): void {
+  ens.setOptimizer(cp.optimizer);
+  const need = cp.optimizer === 'adam' ? ['param', 'snapshot', 'adamM', 'adamV'] : ['param', 'snapshot'];
+  for (const slot of need) {
+    for (let t = 0; t < 2 * ens.layers; t++) {
+      const x = cp.tensors.find((k) => k.slot === slot && k.index === t);
+      if (!x) throw new BsxError('BSX_RUN_CORRUPT', `checkpoint: tensor ${slot} ${t} is missing`);
+      const shape = [ens.replicas, ...ens.tensorShape(t)];
+      if (x.shape.join(',') !== shape.join(',')) {
+        throw new BsxError('BSX_RUN_CORRUPT', `checkpoint: tensor ${slot} ${t} has shape [${x.shape}], the model needs [${shape}]`);
+      }
+      ens.setTensor(t, x.data, slot as TensorSlot);
+    }
+  }
+  if (cp.optimizerSteps.length !== ens.replicas) {
+    throw new BsxError('BSX_RUN_CORRUPT', `checkpoint: ${cp.optimizerSteps.length} optimiser step counts for ${ens.replicas} replicas`);
+  }
+  ens.setOptimizerSteps(Float64Array.from(cp.optimizerSteps));
 }
 
 /** Checks a spec and returns it with defaults filled in; errors name the field. */
@@ -129,24 +202,38 @@ export async function train(
   ens.init(spec.seeds);
   ens.snapshot();
 
-  const seeds: SeedResult[] = spec.seeds.map((seed) => ({ seed, initial: undefined as unknown as InitialMetrics, epochs: [] }));
-  const initW = ens.stats().map(weightMetrics);
-  let initEval: { tr?: Awaited<ReturnType<Ensemble['evaluate']>>; te?: Awaited<ReturnType<Ensemble['evaluate']>> } = {};
-  if (opts.evaluateInitial) {
-    initEval = { tr: await ens.evaluate(data.train), te: await ens.evaluate(data.test) };
-  }
-  for (let r = 0; r < R; r++) {
-    seeds[r]!.initial = {
-      ...initW[r]!,
-      ...(initEval.tr && initEval.te
-        ? {
-            trainLoss: initEval.tr.loss[r]!,
-            trainAcc: initEval.tr.accuracy[r]!,
-            testLoss: initEval.te.loss[r]!,
-            testAcc: initEval.te.accuracy[r]!,
-          }
-        : {}),
-    };
+  let seeds: SeedResult[];
+  let startEpoch = 0;
+  if (opts.resume) {
+    const rs = opts.resume;
+    if (rs.seeds.length !== R || rs.seeds.some((s, i) => s.seed !== spec.seeds[i])) {
+      throw new BsxError('BSX_RUN_CORRUPT', 'resume: the saved seeds do not match the spec');
+    }
+    restoreCheckpoint(ens, rs.checkpoint);
+    startEpoch = rs.checkpoint.epoch;
+    seeds = rs.seeds.map((s) => ({
+      ...s,
+      epochs: s.epochs.filter((e) => e.epoch <= startEpoch),
+    }));
+    seeds.forEach((s) => {
+      if (s.divergedAtEpoch !== undefined && s.divergedAtEpoch > startEpoch) delete s.divergedAtEpoch;
+    });
+  } else {
+    const initW = ens.stats().map(weightMetrics);
+    let tr: Awaited<ReturnType<Ensemble['evaluate']>> | undefined;
+    let te: Awaited<ReturnType<Ensemble['evaluate']>> | undefined;
+    if (opts.evaluateInitial) {
+      tr = await ens.evaluate(data.train);
+      te = await ens.evaluate(data.test);
+    }
+    seeds = spec.seeds.map((seed, r) => ({
+      seed,
+      initial: {
+        ...initW[r]!,
+        ...(tr && te ? { trainLoss: tr.loss[r]!, trainAcc: tr.accuracy[r]!, testLoss: te.loss[r]!, testAcc: te.accuracy[r]! } : {}),
+      },
+      epochs: [],
+    }));
   }
 
   const totalEpochs = spec.phases.reduce((a, p) => a + p.epochs, 0);
@@ -158,17 +245,19 @@ export async function train(
   let epoch = 0;
   for (let ph = 0; ph < spec.phases.length; ph++) {
     const phase = spec.phases[ph]!;
-    ens.setOptimizer(phase.optimizer);
     const b = phase.batchSize;
     const steps = Math.ceil(N / b);
     const chunkSteps = Math.max(1, Math.floor((opts.chunkSamples ?? 8192) / b));
     for (let e = 0; e < phase.epochs; e++) {
       epoch += 1;
+      if (epoch <= startEpoch) continue;
+      ens.setOptimizer(phase.optimizer);
       for (let r = 0; r < R; r++) {
         epochPermutation(spec.seeds[r]!, epoch, N, order);
         indices.set(order, r * N);
       }
       const tStart = performance.now();
+      const trainLossSum = new Float64Array(R);
       for (let s = 0; s < steps; s += chunkSteps) {
         checkAborted(opts.signal);
         const lo = s * b;
@@ -180,14 +269,21 @@ export async function train(
         const loss = await ens.train(data.train, chunk, { batchSize: b, lr: phase.lr });
         const dt = (performance.now() - tc) / 1000;
         let mean = 0;
-        for (const v of loss) mean += v / R;
+        let finite = 0;
+        loss.forEach((v, r) => {
+          trainLossSum[r] += v * n;
+          if (Number.isFinite(v)) {
+            mean += v;
+            finite++;
+          }
+        });
         opts.onEvent?.({
           type: 'progress',
           epoch,
           totalEpochs,
           step: Math.min(steps, s + chunkSteps),
           stepsInEpoch: steps,
-          loss: mean,
+          loss: finite > 0 ? mean / finite : Number.NaN,
           samplesPerSec: (n * R) / dt,
         });
       }
@@ -199,6 +295,9 @@ export async function train(
       const wm = ens.stats().map(weightMetrics);
       const metrics: EpochMetrics[] = [];
       for (let r = 0; r < R; r++) {
+        const seed = seeds[r]!;
+        const bad = !Number.isFinite(trainLossSum[r]!) || !Number.isFinite(tr.loss[r]!);
+        if (bad && seed.divergedAtEpoch === undefined) seed.divergedAtEpoch = epoch;
         const m: EpochMetrics = {
           epoch,
           phase: ph,
@@ -208,10 +307,20 @@ export async function train(
           testAcc: te.accuracy[r]!,
           ...wm[r]!,
           samplesPerSec: (N * R) / trainSeconds,
+          diverged: seed.divergedAtEpoch !== undefined,
         };
         metrics.push(m);
-        seeds[r]!.epochs.push(m);
+        seed.epochs.push(m);
       }
+      await opts.onEpochEnd?.({
+        epoch,
+        phase: ph,
+        totalEpochs,
+        metrics,
+        seeds,
+        checkpoint: () => captureCheckpoint(ens, epoch, ph, phase.optimizer),
+        ensemble: ens,
+      });
       opts.onEvent?.({ type: 'epoch', epoch, totalEpochs, metrics });
     }
   }

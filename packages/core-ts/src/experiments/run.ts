@@ -1,0 +1,187 @@
+// Training runs kept in a run store: a finished spec is read back instead of trained again,
+// an interrupted one continues from its last epoch checkpoint and gives the same numbers as
+// an uninterrupted run. Metrics rows and checkpoints are written after every epoch.
+
+import type { Dataset } from '../engine/dataset.js';
+import type { OptimizerKind } from '../engine/ensemble.js';
+import { BsxError } from '../errors.js';
+import type { Checkpoint, MetricsRow, RunData, RunHandle, RunStore } from '../store/run-store.js';
+import {
+  normalizeSpec,
+  train,
+  type EpochMetrics,
+  type InitialMetrics,
+  type SeedResult,
+  type TrainCheckpoint,
+  type TrainOptions,
+  type TrainResult,
+  type TrainSpec,
+} from './train.js';
+
+export interface StoredRunOptions extends Omit<TrainOptions, 'resume' | 'onEpochEnd'> {
+  store: RunStore;
+  /** What data the run uses (part of the run's identity). */
+  data: RunData;
+  /** Continue an interrupted run from its checkpoint (default); false starts it over. */
+  resume?: boolean;
+  /** Wait for another process that holds the run instead of failing. */
+  wait?: boolean;
+  /** Write the final weights as .npy files under exports/final. */
+  exportWeights?: boolean;
+  /** Told what happens to the run before training starts. */
+  onStatus?: (s: RunStatus) => void;
+}
+
+export type RunStatus =
+  | { type: 'reused'; dir: string }
+  | { type: 'resumed'; dir: string; epoch: number }
+  | { type: 'fresh'; dir: string };
+
+export interface StoredRunResult extends TrainResult {
+  dir: string;
+  hash: string;
+  description: string;
+  /** The run had finished before: nothing was trained. */
+  reused: boolean;
+  /** Epochs that were already done when this call started. */
+  resumedFromEpoch?: number;
+  /** Folder of the exported weights, when asked for. */
+  exportDir?: string;
+}
+
+interface CheckpointExtra {
+  initial: InitialMetrics[];
+  divergedAtEpoch: (number | null)[];
+}
+
+function toRow(seed: number, m: EpochMetrics): MetricsRow {
+  return {
+    seed,
+    epoch: m.epoch,
+    phase: m.phase,
+    trainLoss: m.trainLoss,
+    trainAcc: m.trainAcc,
+    testLoss: m.testLoss,
+    testAcc: m.testAcc,
+    weightDistance: m.weightDistance,
+    biasDistance: m.biasDistance,
+    weightNorm: m.weightNorm,
+    biasNorm: m.biasNorm,
+    cosine: [...m.cosine],
+    samplesPerSec: m.samplesPerSec,
+    diverged: m.diverged,
+  };
+}
+
+function fromRow(r: MetricsRow): EpochMetrics {
+  return {
+    epoch: r.epoch,
+    phase: r.phase,
+    trainLoss: r.trainLoss,
+    trainAcc: r.trainAcc,
+    testLoss: r.testLoss,
+    testAcc: r.testAcc,
+    weightDistance: r.weightDistance,
+    biasDistance: r.biasDistance,
+    weightNorm: r.weightNorm,
+    biasNorm: r.biasNorm,
+    cosine: [...r.cosine],
+    samplesPerSec: r.samplesPerSec,
+    diverged: r.diverged,
+  };
+}
+
+function toStoreCheckpoint(cp: TrainCheckpoint, extra: CheckpointExtra): Checkpoint {
+  return { ...cp, tensors: cp.tensors.map((t) => ({ ...t })), extra };
+}
+
+function fromStoreCheckpoint(cp: Checkpoint, dir: string): { cp: TrainCheckpoint; extra: CheckpointExtra } {
+  const extra = cp.extra as CheckpointExtra | undefined;
+  if (!extra || !Array.isArray(extra.initial) || !Array.isArray(extra.divergedAtEpoch)) {
+    throw new BsxError('BSX_RUN_CORRUPT', `${dir}/checkpoint: state.json lacks the initial metrics`);
+  }
+  if (cp.optimizer !== 'sgd' && cp.optimizer !== 'adam') {
+    throw new BsxError('BSX_RUN_CORRUPT', `${dir}/checkpoint: unknown optimizer '${cp.optimizer}'`);
+  }
+  return { cp: { ...cp, optimizer: cp.optimizer as OptimizerKind }, extra };
+}
+
+/** The final weights from the run's last checkpoint, as exports/<name>/W1.npy, b1.npy, ... */
+async function exportFinal(handle: RunHandle): Promise<string> {
+  const cp = await handle.loadCheckpoint();
+  if (!cp) throw new BsxError('BSX_RUN_CORRUPT', `${handle.dir}: no checkpoint to export weights from`);
+  const params = cp.tensors.filter((t) => t.slot === 'param').sort((a, b) => a.index - b.index);
+  return handle.exportTensors(
+    'final',
+    params.map((t) => ({ name: `${t.index % 2 === 0 ? 'W' : 'b'}${Math.floor(t.index / 2) + 1}`, data: t.data, shape: t.shape })),
+  );
+}
+
+/** Trains `spec` through the run store (reuse, resume, checkpoints, metrics.csv, summary.json). */
+export async function runTraining(
+  specIn: TrainSpec,
+  data: { train: Dataset; test: Dataset },
+  opts: StoredRunOptions,
+): Promise<StoredRunResult> {
+  const spec = normalizeSpec(specIn, data.train.count);
+  const handle = await opts.store.open({ spec, data: opts.data }, { wait: opts.wait ?? false });
+  try {
+    const done = await handle.finished<TrainResult>();
+    if (done) {
+      opts.onStatus?.({ type: 'reused', dir: handle.dir });
+      const exportDir = opts.exportWeights ? await exportFinal(handle) : undefined;
+      return { ...done, dir: handle.dir, hash: handle.hash, description: handle.description, reused: true, ...(exportDir ? { exportDir } : {}) };
+    }
+    let resume: TrainOptions['resume'];
+    const saved = opts.resume === false ? undefined : await handle.loadCheckpoint();
+    if (saved) {
+      const { cp, extra } = fromStoreCheckpoint(saved, handle.dir);
+      await handle.truncateMetrics(cp.epoch);
+      const rows = await handle.readMetrics();
+      const seeds: SeedResult[] = spec.seeds.map((seed, r) => {
+        const s: SeedResult = {
+          seed,
+          initial: extra.initial[r]!,
+          epochs: rows.filter((row) => row.seed === seed).sort((a, b) => a.epoch - b.epoch).map(fromRow),
+        };
+        const d = extra.divergedAtEpoch[r];
+        if (typeof d === 'number') s.divergedAtEpoch = d;
+        if (s.epochs.length !== cp.epoch) {
+          throw new BsxError('BSX_RUN_CORRUPT', `${handle.dir}/metrics.csv: seed ${seed} has ${s.epochs.length} epochs, the checkpoint ${cp.epoch}`);
+        }
+        return s;
+      });
+      resume = { checkpoint: cp, seeds };
+      opts.onStatus?.({ type: 'resumed', dir: handle.dir, epoch: cp.epoch });
+    } else {
+      await handle.truncateMetrics(0);
+      opts.onStatus?.({ type: 'fresh', dir: handle.dir });
+    }
+    const { store: _s, data: _d, resume: _r, wait: _w, exportWeights: _e, onStatus: _o, ...trainOpts } = opts;
+    const result = await train(spec, data, {
+      ...trainOpts,
+      ...(resume ? { resume } : {}),
+      onEpochEnd: async (ctx) => {
+        await handle.appendMetrics(ctx.metrics.map((m, r) => toRow(spec.seeds[r]!, m)));
+        const extra: CheckpointExtra = {
+          initial: ctx.seeds.map((s) => s.initial),
+          divergedAtEpoch: ctx.seeds.map((s) => s.divergedAtEpoch ?? null),
+        };
+        await handle.saveCheckpoint(toStoreCheckpoint(ctx.checkpoint(), extra));
+      },
+    });
+    await handle.writeSummary(result);
+    const exportDir = opts.exportWeights ? await exportFinal(handle) : undefined;
+    return {
+      ...result,
+      dir: handle.dir,
+      hash: handle.hash,
+      description: handle.description,
+      reused: false,
+      ...(resume ? { resumedFromEpoch: resume.checkpoint.epoch } : {}),
+      ...(exportDir ? { exportDir } : {}),
+    };
+  } finally {
+    handle.release();
+  }
+}

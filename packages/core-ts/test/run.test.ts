@@ -1,0 +1,247 @@
+// Experiments as data: phases, seeds as replicas, divergence, the run store's reuse and
+// resume (an interrupted run ends with the same numbers as an uninterrupted one), bad specs.
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  BsxError,
+  Dataset,
+  RunStore,
+  normalizeSpec,
+  parsePhases,
+  formatPhases,
+  runTraining,
+  train,
+  type EpochMetrics,
+  type TrainCheckpoint,
+  type TrainResult,
+  type TrainSpec,
+} from '../src/index.js';
+
+const WIDTHS = [12, 16, 8, 4];
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+/** A learnable synthetic task: the label is the arg-max of 4 fixed projections of x. */
+function makeSplit(count: number, seed: number): Dataset {
+  const rnd = lcg(seed);
+  const proj = lcg(99);
+  const P = Array.from({ length: 4 * 12 }, () => proj() - 0.5);
+  const x = new Float32Array(count * 12).map(() => rnd() * 2 - 1);
+  const y = new Uint8Array(count);
+  for (let i = 0; i < count; i++) {
+    let best = 0;
+    let bestV = -Infinity;
+    for (let c = 0; c < 4; c++) {
+      let v = 0;
+      for (let k = 0; k < 12; k++) v += P[c * 12 + k]! * x[i * 12 + k]!;
+      if (v > bestV) {
+        bestV = v;
+        best = c;
+      }
+    }
+    y[i] = best;
+  }
+  return Dataset.fromArrays(x, y, { dim: 12, classes: 4, name: 'synthetic' });
+}
+
+const data = { train: makeSplit(300, 1), test: makeSplit(100, 2) };
+
+const spec = (over: Partial<TrainSpec> = {}): TrainSpec => ({
+  widths: WIDTHS,
+  seeds: [0, 1],
+  phases: [
+    { epochs: 2, batchSize: 32, lr: 0.1, optimizer: 'sgd' },
+    { epochs: 2, batchSize: 8, lr: 0.05, optimizer: 'sgd' },
+  ],
+  ...over,
+});
+
+/** Every metric but the timing. */
+function numbers(r: Pick<TrainResult, 'seeds'>): unknown {
+  return r.seeds.map((s) => ({
+    seed: s.seed,
+    initial: s.initial,
+    epochs: s.epochs.map(({ samplesPerSec: _t, ...m }: EpochMetrics) => m),
+  }));
+}
+
+describe('phases', () => {
+  it('parses and formats the command-line syntax', () => {
+    const p = parsePhases('1024x1@0.01, 64x30@0.01,64x30@0.01:adam');
+    expect(p).toEqual([
+      { batchSize: 1024, epochs: 1, lr: 0.01, optimizer: 'sgd' },
+      { batchSize: 64, epochs: 30, lr: 0.01, optimizer: 'sgd' },
+      { batchSize: 64, epochs: 30, lr: 0.01, optimizer: 'adam' },
+    ]);
+    expect(formatPhases(p)).toBe('1024x1@0.01,64x30@0.01,64x30@0.01:adam');
+  });
+
+  it.each([
+    ['', /empty/],
+    ['64x30', /phases\[0\]: '64x30' is not/],
+    ['64x30@0.01,1024x1', /phases\[1\]/],
+    ['0x3@0.1', /phases\[0\]\.batchSize/],
+    ['64x0@0.1', /phases\[0\]\.epochs/],
+    ['64x3@0', /phases\[0\]\.lr/],
+    ['64x3@0.1:rmsprop', /phases\[0\]\.optimizer/],
+  ])('rejects %j naming the field', (text, re) => {
+    expect(() => parsePhases(text)).toThrow(re);
+  });
+
+  it('a two-phase run equals phase 1, a checkpoint, then phase 2 from it', async () => {
+    const full = await train(spec(), data);
+    let cp: TrainCheckpoint | undefined;
+    const first = await train({ ...spec(), phases: spec().phases.slice(0, 1) }, data, {
+      onEpochEnd: (ctx) => {
+        cp = ctx.checkpoint();
+      },
+    });
+    const second = await train(spec(), data, { resume: { checkpoint: cp!, seeds: first.seeds } });
+    expect(numbers(second)).toEqual(numbers(full));
+    expect(second.seeds[0]!.epochs).toHaveLength(4);
+  });
+
+  it('Adam state carries from one phase to the next with the same optimiser', async () => {
+    const adam = spec({
+      phases: [
+        { epochs: 1, batchSize: 16, lr: 0.01, optimizer: 'adam' },
+        { epochs: 1, batchSize: 16, lr: 0.01, optimizer: 'adam' },
+      ],
+    });
+    const one = await train({ ...adam, phases: [{ epochs: 2, batchSize: 16, lr: 0.01, optimizer: 'adam' }] }, data);
+    const two = await train(adam, data);
+    expect(two.seeds.map((s) => s.epochs.map((e) => e.testLoss))).toEqual(one.seeds.map((s) => s.epochs.map((e) => e.testLoss)));
+  });
+});
+
+describe('seeds as replicas', () => {
+  it('seed s among K gives the same numbers as seed s alone', async () => {
+    const many = await train(spec({ seeds: [3, 4, 5] }), data);
+    const alone = await train(spec({ seeds: [4] }), data);
+    const a = alone.seeds[0]!.epochs;
+    const b = many.seeds[1]!.epochs;
+    expect(many.seeds[1]!.seed).toBe(4);
+    a.forEach((m, i) => {
+      expect(b[i]!.testLoss).toBeCloseTo(m.testLoss, 5);
+      expect(b[i]!.trainLoss).toBeCloseTo(m.trainLoss, 5);
+      expect(b[i]!.weightDistance).toBeCloseTo(m.weightDistance, 5);
+      expect(b[i]!.testAcc).toBeCloseTo(m.testAcc, 2);
+    });
+  });
+
+  it('a diverging replica leaves the others untouched', async () => {
+    const { Ensemble } = await import('../src/index.js');
+    const a = new Ensemble({ replicas: 3, widths: WIDTHS });
+    const b = new Ensemble({ replicas: 3, widths: WIDTHS });
+    a.init([0, 1, 2]);
+    b.init([0, 1, 2]);
+    const idx = new Int32Array(3 * 64).map((_, i) => (i * 7) % 300);
+    const la = await a.train(data.train, idx, { batchSize: 4, lr: [0.1, 1e30, 0.1] });
+    const lb = await b.train(data.train, idx, { batchSize: 4, lr: [0.1, 0.1, 0.1] });
+    expect(Number.isFinite(la[1]!)).toBe(false);
+    expect(la[0]).toBe(lb[0]);
+    expect(la[2]).toBe(lb[2]);
+    expect(Array.from(a.getTensor(0).slice0(2).data)).toEqual(Array.from(b.getTensor(0).slice0(2).data));
+  });
+
+  it('a diverged seed is recorded with its epoch and training goes on to the end', async () => {
+    const r = await train(spec({ seeds: [0], phases: [{ epochs: 3, batchSize: 4, lr: 1e6, optimizer: 'sgd' }] }), data);
+    const s = r.seeds[0]!;
+    expect(s.divergedAtEpoch).toBe(1);
+    expect(s.epochs.every((e) => e.diverged)).toBe(true);
+    expect(s.epochs).toHaveLength(3);
+  });
+});
+
+describe('bad specs', () => {
+  it.each([
+    [{ phases: [{ epochs: 1, batchSize: 0, lr: 0.1, optimizer: 'sgd' }] }, /phases\[0\]\.batchSize/],
+    [{ phases: [{ epochs: 1, batchSize: 301, lr: 0.1, optimizer: 'sgd' }] }, /phases\[0\]\.batchSize.*300/],
+    [{ phases: [{ epochs: 1, batchSize: 4, lr: 0, optimizer: 'sgd' }] }, /phases\[0\]\.lr/],
+    [{ phases: [{ epochs: 1, batchSize: 4, lr: -1, optimizer: 'sgd' }] }, /phases\[0\]\.lr/],
+    [{ phases: [{ epochs: 1, batchSize: 4, lr: 0.1, optimizer: 'lbfgs' }] }, /phases\[0\]\.optimizer/],
+    [{ phases: [{ epochs: 0, batchSize: 4, lr: 0.1, optimizer: 'sgd' }] }, /phases\[0\]\.epochs/],
+    [{ phases: [] }, /phases must list/],
+    [{ seeds: [] }, /seeds must list/],
+    [{ seeds: [1, 1] }, /seeds must not repeat/],
+    [{ seeds: [-1] }, /seeds\[0\]/],
+    [{ widths: [12] }, /widths/],
+  ])('%j is rejected naming the field', (over, re) => {
+    expect(() => normalizeSpec(spec(over as Partial<TrainSpec>), 300)).toThrow(re);
+    expect(() => normalizeSpec(spec(over as Partial<TrainSpec>), 300)).toThrow(BsxError);
+  });
+});
+
+describe('run store', () => {
+  it('a finished run is read back without training', async () => {
+    const store = new RunStore(mkdtempSync(join(tmpdir(), 'bsx-store-')));
+    const a = await runTraining(spec(), data, { store, data: { name: 'synthetic' } });
+    expect(a.reused).toBe(false);
+    let trained = false;
+    const b = await runTraining(spec(), data, { store, data: { name: 'synthetic' }, onEvent: () => (trained = true) });
+    expect(b.reused).toBe(true);
+    expect(trained).toBe(false);
+    expect(b.dir).toBe(a.dir);
+    expect(numbers(b)).toEqual(numbers(a));
+  });
+
+  it('an interrupted run resumes from its checkpoint and ends with the same numbers', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'bsx-store-'));
+    const ref = await runTraining(spec(), data, { store: new RunStore(join(root, 'ref')), data: { name: 'synthetic' } });
+    const store = new RunStore(join(root, 'cut'));
+    const ac = new AbortController();
+    await expect(
+      runTraining(spec(), data, {
+        store,
+        data: { name: 'synthetic' },
+        signal: ac.signal,
+        onEvent: (e) => {
+          // abort in the middle of epoch 3 (phase 2), after checkpoint 2 was written
+          if (e.type === 'progress' && e.epoch === 3) ac.abort();
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'BSX_CANCELLED' });
+    const again = await runTraining(spec(), data, { store, data: { name: 'synthetic' } });
+    expect(again.resumedFromEpoch).toBe(2);
+    expect(numbers(again)).toEqual(numbers(ref));
+    const rows = await (await store.open({ spec: normalizeSpec(spec(), 300), data: { name: 'synthetic' } })).readMetrics();
+    expect(rows).toHaveLength(8);
+  });
+
+  it('--no-resume starts an interrupted run over', async () => {
+    const store = new RunStore(mkdtempSync(join(tmpdir(), 'bsx-store-')));
+    const ac = new AbortController();
+    await expect(
+      runTraining(spec(), data, {
+        store,
+        data: { name: 'synthetic' },
+        signal: ac.signal,
+        onEvent: (e) => e.type === 'epoch' && e.epoch === 1 && ac.abort(),
+      }),
+    ).rejects.toMatchObject({ code: 'BSX_CANCELLED' });
+    let status = '';
+    const r = await runTraining(spec(), data, { store, data: { name: 'synthetic' }, resume: false, onStatus: (s) => (status = s.type) });
+    expect(status).toBe('fresh');
+    expect(r.resumedFromEpoch).toBeUndefined();
+    expect(r.seeds[0]!.epochs).toHaveLength(4);
+  });
+
+  it('exports the final weights as .npy', async () => {
+    const store = new RunStore(mkdtempSync(join(tmpdir(), 'bsx-store-')));
+    const r = await runTraining(spec(), data, { store, data: { name: 'synthetic' }, exportWeights: true });
+    const { readFileSync } = await import('node:fs');
+    const { decodeNpy } = await import('../src/index.js');
+    const w1 = decodeNpy(readFileSync(join(r.exportDir!, 'W1.npy')), 'W1.npy');
+    expect(w1.shape).toEqual([2, 16, 12]);
+    expect(w1.dtype).toBe('<f4');
+  });
+});
