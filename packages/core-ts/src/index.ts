@@ -13,3 +13,5 @@ export * from './experiments/train.js';
 export * from './experiments/phases.js';
 export * from './experiments/run.js';
 export * from './store/index.js';
+export * from './stats/index.js';
+export * from './experiments/grad-study.js';

@@ -389,4 +389,98 @@ void CpuEnsemble::stats(double* out) const {
   });
 }
 
+void CpuEnsemble::reset_to_snapshot() {
+  if (!has_snapshot_) throw std::logic_error("reset_to_snapshot: no snapshot has been taken");
+  for (int t = 0; t < tensor_count(); ++t) param_[t] = snap_[t];
+}
+
+GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_t* indices,
+                                          std::int64_t n, int batch, float lr,
+                                          const HistogramSpec& hist_mean,
+                                          const HistogramSpec& hist_sum, float* export_s) {
+  check_dataset(data);
+  if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
+  if (n < 1) throw std::invalid_argument("grad_trials: need at least one index per replica");
+  for (const HistogramSpec* h : {&hist_mean, &hist_sum})
+    if (h->bins < 1 || h->edges == nullptr)
+      throw std::invalid_argument("grad_trials: a histogram needs at least one bin");
+  check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
+  if (opt_.kind != OptimizerKind::Sgd)
+    throw std::invalid_argument("grad_trials: the trials take plain SGD steps; set the optimizer to sgd");
+  ensure_workspace(std::min<std::int64_t>(batch, n));
+  const int last = 2 * (layers() - 1);  // the last layer's weight matrix
+  const std::int64_t numel = tensor_numel(last);
+  const std::size_t total = static_cast<std::size_t>(replicas_) * numel;
+  std::vector<double> s_mean(total, 0.0), s_sum(total, 0.0);
+  GradTrialsResult res;
+  res.stats.assign(static_cast<std::size_t>(replicas_) * kTrialStats, 0.0);
+  std::vector<float> lr_all(replicas_, lr);
+  std::vector<double> loss(replicas_, 0.0);
+  std::vector<std::int64_t> hits(replicas_, 0);
+  std::int64_t steps = 0;
+  for (std::int64_t off = 0; off < n; off += batch, ++steps) {
+    const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
+    gather(data, indices, n, off, b);
+    forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b);
+    loss_head(labels_.data(), b, b, true, loss.data(), hits.data());
+    backward(b);
+    const float* g = grad_[last].data();
+    const bool first = off == 0;
+    parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int) {
+      for (std::int64_t r = lo; r < hi; ++r) {
+        const float* gr = g + r * numel;
+        double* sm = s_mean.data() + r * numel;
+        double* ss = s_sum.data() + r * numel;
+        double n2 = 0;
+        for (std::int64_t i = 0; i < numel; ++i) {
+          const double v = gr[i];
+          n2 += v * v;
+          sm[i] += v;
+          ss[i] += b * v;
+        }
+        double* st = res.stats.data() + r * kTrialStats;
+        st[2] += std::sqrt(n2);
+        st[3] += b * std::sqrt(n2);
+        if (first) st[4] = n2;
+      }
+    });
+    apply_update(lr_all.data());
+  }
+  const int hm = hist_mean.bins + 3, hs = hist_sum.bins + 3;
+  // per-replica counts, summed in replica order afterwards (integers: exact either way)
+  std::vector<std::int64_t> cm(static_cast<std::size_t>(replicas_) * hm, 0);
+  std::vector<std::int64_t> cs(static_cast<std::size_t>(replicas_) * hs, 0);
+  parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int) {
+    std::vector<float> fm(static_cast<std::size_t>(numel)), fs(static_cast<std::size_t>(numel));
+    for (std::int64_t r = lo; r < hi; ++r) {
+      const double* sm = s_mean.data() + r * numel;
+      const double* ss = s_sum.data() + r * numel;
+      double a = 0, c = 0;
+      for (std::int64_t i = 0; i < numel; ++i) {
+        a += sm[i] * sm[i];
+        c += ss[i] * ss[i];
+        fm[i] = static_cast<float>(sm[i]);
+        fs[i] = static_cast<float>(ss[i]);
+      }
+      double* st = res.stats.data() + r * kTrialStats;
+      st[0] = std::sqrt(a);
+      st[1] = std::sqrt(c);
+      st[2] /= static_cast<double>(steps);
+      st[3] /= static_cast<double>(steps);
+      st[5] = static_cast<double>(steps);
+      // the histograms count the fp32 values that an export would hold
+      histogram_add(fm.data(), fm.size(), hist_mean.edges, hist_mean.bins, cm.data() + r * hm);
+      histogram_add(fs.data(), fs.size(), hist_sum.edges, hist_sum.bins, cs.data() + r * hs);
+      if (export_s) std::memcpy(export_s + r * numel, fm.data(), sizeof(float) * numel);
+    }
+  });
+  res.hist_mean.assign(hm, 0);
+  res.hist_sum.assign(hs, 0);
+  for (int r = 0; r < replicas_; ++r) {
+    for (int k = 0; k < hm; ++k) res.hist_mean[k] += cm[static_cast<std::size_t>(r) * hm + k];
+    for (int k = 0; k < hs; ++k) res.hist_sum[k] += cs[static_cast<std::size_t>(r) * hs + k];
+  }
+  return res;
+}
+
 }  // namespace bsx::cpu

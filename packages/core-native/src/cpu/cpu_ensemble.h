@@ -26,6 +26,10 @@ class CpuEnsemble final : public Ensemble {
   void get_tensor(Slot slot, int t, float* out) const override;
   void set_tensor(Slot slot, int t, const float* in) override;
   void stats(double* out) const override;
+  void reset_to_snapshot() override;
+  GradTrialsResult grad_trials(const Dataset& data, const std::int32_t* indices, std::int64_t n,
+                               int batch, float lr, const HistogramSpec& hist_mean,
+                               const HistogramSpec& hist_sum, float* export_s) override;
 
  private:
   std::vector<float>& slot(Slot s, int t);

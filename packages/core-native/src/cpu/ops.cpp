@@ -2,6 +2,7 @@
 // they are memory-bound next to the GEMMs.
 #include "cpu/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -96,6 +97,27 @@ TensorStats tensor_stats(const float* p, const float* s, std::size_t n) {
     }
   }
   return st;
+}
+
+void histogram_add(const float* x, std::size_t n, const float* edges, int bins,
+                   std::int64_t* counts) {
+  const float lo = edges[0], hi = edges[bins];
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    if (std::isnan(v)) {
+      counts[bins + 2] += 1;
+    } else if (v < lo) {
+      counts[0] += 1;
+    } else if (v > hi) {
+      counts[bins + 1] += 1;
+    } else {
+      // first edge > v, minus one: the bin whose left edge is <= v
+      const float* it = std::upper_bound(edges, edges + bins + 1, v);
+      int k = static_cast<int>(it - edges) - 1;
+      if (k >= bins) k = bins - 1;  // v == hi
+      counts[1 + k] += 1;
+    }
+  }
 }
 
 }  // namespace bsx::cpu

@@ -42,4 +42,9 @@ struct TensorStats {
 };
 TensorStats tensor_stats(const float* p, const float* s, std::size_t n);
 
+// Adds the values x[0..n) to counts [underflow, bins..., overflow, nan] for increasing edges
+// [bins + 1]: bin k holds edges[k] <= v < edges[k+1]; the last bin also holds v == edges[bins].
+void histogram_add(const float* x, std::size_t n, const float* edges, int bins,
+                   std::int64_t* counts);
+
 }  // namespace bsx::cpu

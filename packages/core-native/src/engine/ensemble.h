@@ -28,6 +28,29 @@ enum class Slot { Param = 0, Snapshot = 1, AdamM = 2, AdamV = 3 };
 // |W|^2, |W - W0|^2, <W, W0>, |W0|^2, |b|^2, |b - b0|^2, <b, b0>, |b0|^2   (W0, b0: snapshot)
 constexpr int kStatsPerLayer = 8;
 
+// Gradient-competition trials (FINDINGS.md, F4-F7): per replica, statistics of the last
+// layer's weight gradient g_i over the steps i of one pass through its indices.
+// Per replica, in this order:
+//   |S_mean|       S_mean = sum_i g_i            (g_i: gradient of the batch-mean loss)
+//   |S_sum|        S_sum  = sum_i b_i g_i        (the gradient of the batch-sum loss)
+//   mean_i |g_i|           mean_i b_i |g_i|
+//   |g_1|^2        (the first step, taken at the starting weights)
+//   steps
+constexpr int kTrialStats = 6;
+
+// Histogram counts: [underflow, bins..., overflow, nan]; bin k holds edges[k] <= v < edges[k+1],
+// the last bin also holds v == edges[bins].
+struct HistogramSpec {
+  const float* edges = nullptr;  // bins + 1 increasing values
+  int bins = 0;
+};
+
+struct GradTrialsResult {
+  std::vector<double> stats;             // [R, kTrialStats]
+  std::vector<std::int64_t> hist_mean;   // values of S_mean, [bins + 3]
+  std::vector<std::int64_t> hist_sum;    // values of S_sum, [bins + 3]
+};
+
 struct EvalResult {
   std::vector<double> loss_sum;           // [R] sum over samples of -log p(label)
   std::vector<std::int64_t> correct;      // [R]
@@ -87,6 +110,22 @@ class Ensemble {
 
   // [R, layers, kStatsPerLayer]; requires a snapshot.
   virtual void stats(double* out) const = 0;
+
+  // Sets tensor t of every replica from one replica's values ([numel(t)]). The default goes
+  // through set_tensor; backends may do it in place.
+  virtual void set_tensor_broadcast(Slot slot, int t, const float* one);
+  // Parameters of every replica := its snapshot (the start of a trial). The default goes
+  // through get_tensor/set_tensor.
+  virtual void reset_to_snapshot();
+
+  // One gradient-competition trial per replica: plain SGD steps at lr over indices [R, n] in
+  // batches of b (the last one short), recording the statistics above; histograms of the
+  // values of S_mean and S_sum (counted over all replicas) into the given edges.
+  // export_s (nullable): [R, numel(last weight)] receives S_mean.
+  virtual GradTrialsResult grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
+                                       std::int64_t n, int batch, float lr,
+                                       const HistogramSpec& hist_mean,
+                                       const HistogramSpec& hist_sum, float* export_s);
 
  protected:
   int replicas_;

@@ -3,7 +3,9 @@
 // runs, every other call on the same ensemble throws instead of racing it.
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -132,7 +134,10 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
          InstanceMethod<&EnsembleWrap::Gradients>("gradients"),
          InstanceMethod<&EnsembleWrap::GetTensor>("getTensor"),
          InstanceMethod<&EnsembleWrap::SetTensor>("setTensor"),
-         InstanceMethod<&EnsembleWrap::Stats>("stats")});
+         InstanceMethod<&EnsembleWrap::Stats>("stats"),
+         InstanceMethod<&EnsembleWrap::SetTensorBroadcast>("setTensorBroadcast"),
+         InstanceMethod<&EnsembleWrap::ResetToSnapshot>("resetToSnapshot"),
+         InstanceMethod<&EnsembleWrap::GradTrials>("gradTrials")});
     GetAddonData(env).ensemble_ctor = Napi::Persistent(ctor);
     exports.Set("Ensemble", ctor);
   }
@@ -439,6 +444,98 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
         env, static_cast<std::size_t>(R() * ens_->layers() * kStatsPerLayer));
     Guard(env, "stats", [&] { ens_->stats(out.Data()); });
     return out;
+  }
+
+  // setTensorBroadcast(slot, t, data: Float32Array [numel(t)]): every replica gets `data`
+  Napi::Value SetTensorBroadcast(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EnsureIdle(env, "setTensorBroadcast");
+    const Slot s = ParseSlot(Arg(info, 0), "setTensorBroadcast: slot");
+    const int t = static_cast<int>(ArgInt(Arg(info, 1), "setTensorBroadcast: tensor", 0, ens_->tensor_count() - 1));
+    auto a = ArgArray<float>(Arg(info, 2), "setTensorBroadcast: data", ens_->tensor_numel(t));
+    Guard(env, "setTensorBroadcast", [&] { ens_->set_tensor_broadcast(s, t, a.Data()); });
+    return env.Undefined();
+  }
+
+  Napi::Value ResetToSnapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EnsureIdle(env, "resetToSnapshot");
+    if (!ens_->has_snapshot()) throw Napi::Error::New(env, "resetToSnapshot: no snapshot has been taken");
+    ens_->reset_to_snapshot();
+    return env.Undefined();
+  }
+
+  static std::vector<float> CopyEdges(const Napi::Value& v, const std::string& where) {
+    Napi::Env env = v.Env();
+    auto a = ArgArray<float>(v, where);
+    if (a.ElementLength() < 2 || a.ElementLength() > (1u << 20))
+      ThrowRange(env, where + " must hold 2 to 2^20 edges, got " + std::to_string(a.ElementLength()));
+    std::vector<float> e(a.Data(), a.Data() + a.ElementLength());
+    for (std::size_t i = 0; i < e.size(); ++i) {
+      if (!std::isfinite(e[i])) ThrowRange(env, where + "[" + std::to_string(i) + "] is not finite");
+      if (i > 0 && !(e[i] > e[i - 1]))
+        ThrowRange(env, where + " must be strictly increasing (at index " + std::to_string(i) + ")");
+    }
+    return e;
+  }
+
+  // gradTrials(dataset, indices: Int32Array [R*n], n, batchSize, lr, edgesMean: Float32Array,
+  //            edgesSum: Float32Array, exportS: boolean)
+  //   -> Promise<{ stats: Float64Array [R*6], histMean: Float64Array, histSum: Float64Array,
+  //                s?: Float32Array [R * numel(last weight)] }>
+  Napi::Value GradTrials(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EnsureIdle(env, "gradTrials");
+    DatasetWrap* dw = DatasetWrap::FromValue(Arg(info, 0), "gradTrials: dataset");
+    auto ds = dw->dataset();
+    CheckDataset(env, *ds, "gradTrials");
+    const std::int64_t n = ArgInt(Arg(info, 2), "gradTrials: n", 1, 1LL << 24);
+    const int batch = static_cast<int>(ArgInt(Arg(info, 3), "gradTrials: batchSize", 1, kMaxBatch));
+    if (static_cast<double>(n) * R() > 2147483647.0) ThrowRange(env, "gradTrials: replicas * n must be < 2^31");
+    auto idx = std::make_shared<std::vector<std::int32_t>>(CopyIndices(Arg(info, 1), "gradTrials: indices", n, *ds));
+    const double lr = ArgNumber(Arg(info, 4), "gradTrials: lr");
+    if (!(std::isfinite(lr) && lr > 0)) ThrowRange(env, "gradTrials: lr must be a finite number > 0");
+    auto em = std::make_shared<std::vector<float>>(CopyEdges(Arg(info, 5), "gradTrials: edgesMean"));
+    auto es = std::make_shared<std::vector<float>>(CopyEdges(Arg(info, 6), "gradTrials: edgesSum"));
+    Napi::Value ev = Arg(info, 7);
+    if (!ev.IsUndefined() && !ev.IsBoolean()) ThrowType(env, "gradTrials: exportS must be a boolean, got " + Describe(ev));
+    const bool want_s = ev.IsBoolean() && ev.As<Napi::Boolean>().Value();
+    if (ens_->optimizer().kind != OptimizerKind::Sgd)
+      throw Napi::Error::New(env, "gradTrials: the trials take plain SGD steps; call setOptimizer('sgd') first");
+    const int last = 2 * (ens_->layers() - 1);
+    auto s_out = std::make_shared<std::vector<float>>(want_s ? static_cast<std::size_t>(R() * ens_->tensor_numel(last)) : 0);
+    auto res = std::make_shared<GradTrialsResult>();
+    Ensemble* ens = ens_.get();
+    auto* w = new TaskWorker(
+        env,
+        [=] {
+          HistogramSpec hm{em->data(), static_cast<int>(em->size()) - 1};
+          HistogramSpec hs{es->data(), static_cast<int>(es->size()) - 1};
+          *res = ens->grad_trials(*ds, idx->data(), n, batch, static_cast<float>(lr), hm, hs,
+                                  want_s ? s_out->data() : nullptr);
+        },
+        [res, s_out, want_s](Napi::Env e) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(e);
+          auto st = Napi::Float64Array::New(e, res->stats.size());
+          std::copy(res->stats.begin(), res->stats.end(), st.Data());
+          auto hm = Napi::Float64Array::New(e, res->hist_mean.size());
+          for (std::size_t i = 0; i < res->hist_mean.size(); ++i) hm.Data()[i] = static_cast<double>(res->hist_mean[i]);
+          auto hs = Napi::Float64Array::New(e, res->hist_sum.size());
+          for (std::size_t i = 0; i < res->hist_sum.size(); ++i) hs.Data()[i] = static_cast<double>(res->hist_sum[i]);
+          o.Set("stats", st);
+          o.Set("histMean", hm);
+          o.Set("histSum", hs);
+          if (want_s) {
+            auto sa = Napi::Float32Array::New(e, s_out->size());
+            std::copy(s_out->begin(), s_out->end(), sa.Data());
+            o.Set("s", sa);
+          }
+          return o;
+        },
+        Hold(info));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
   }
 
   std::unique_ptr<Ensemble> ens_;

@@ -82,6 +82,18 @@ export interface NativeEnsemble {
   getTensor(slot: NativeSlot, tensor: number): Float32Array;
   setTensor(slot: NativeSlot, tensor: number, data: Float32Array): void;
   stats(): Float64Array;
+  setTensorBroadcast(slot: NativeSlot, tensor: number, data: Float32Array): void;
+  resetToSnapshot(): void;
+  gradTrials(
+    dataset: NativeDataset,
+    indices: Int32Array,
+    n: number,
+    batchSize: number,
+    lr: number,
+    edgesMean: Float32Array,
+    edgesSum: Float32Array,
+    exportS: boolean,
+  ): Promise<{ stats: Float64Array; histMean: Float64Array; histSum: Float64Array; s?: Float32Array }>;
 }
 
 export interface NativeEnsembleCtor {

@@ -41,6 +41,27 @@ export interface LayerStats {
   biasSnapNorm2: number;
 }
 
+/** Per-trial statistics of the last layer's weight gradient g_i over the steps of a trial. */
+export interface TrialStats {
+  /** |sum_i g_i|, g_i the gradient of the batch-mean loss */
+  sumNormMean: Float64Array;
+  /** |sum_i b_i g_i|, the same for the batch-sum loss */
+  sumNormSum: Float64Array;
+  /** mean_i |g_i| */
+  stepNormMean: Float64Array;
+  /** mean_i b_i |g_i| */
+  stepNormSum: Float64Array;
+  /** |g_1|^2: the first step, at the starting weights */
+  firstStepNorm2: Float64Array;
+  steps: number;
+}
+
+/** Value counts: [underflow, bins..., overflow, nan]. */
+export interface TrialHistograms {
+  mean: Float64Array;
+  sum: Float64Array;
+}
+
 export const DEFAULT_WIDTHS: readonly number[] = Object.freeze([784, 1024, 1024, 10]);
 
 function checkInt(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -221,6 +242,66 @@ export class Ensemble {
       out.push(layers);
     }
     return out;
+  }
+
+  /** Sets tensor t of every replica to `data` (one replica's values). */
+  setTensorBroadcast(t: number, data: Float32Array, slot: NativeSlot = 'param'): void {
+    const need = this.tensorShape(t).reduce((a, b) => a * b, 1);
+    if (!(data instanceof Float32Array)) throw new TypeError('Expected data to be a Float32Array');
+    if (data.length !== need) throw new RangeError(`Expected tensor ${t} data to have ${need} values, got ${data.length}`);
+    this.native.setTensorBroadcast(slot, t, data);
+  }
+
+  /** Parameters of every replica := its snapshot. */
+  resetToSnapshot(): void {
+    this.native.resetToSnapshot();
+  }
+
+  /**
+   * Gradient-competition trials, one per replica: plain SGD at `lr` through indices [R, n] in
+   * batches of `batchSize` (the last one short), with statistics of the last layer's weight
+   * gradient and histograms of the summed gradient's values into fixed edges.
+   */
+  async gradTrials(
+    dataset: Dataset,
+    indices: Int32Array,
+    opts: { batchSize: number; lr: number; edgesMean: readonly number[]; edgesSum: readonly number[]; exportS?: boolean },
+  ): Promise<{ stats: TrialStats; hist: TrialHistograms; s?: Tensor }> {
+    if (!(indices instanceof Int32Array)) throw new TypeError('Expected indices to be an Int32Array');
+    if (indices.length === 0 || indices.length % this.replicas !== 0) {
+      throw new RangeError(`Expected indices to hold replicas x n = ${this.replicas} x n values, got ${indices.length}`);
+    }
+    const n = indices.length / this.replicas;
+    const b = checkInt(opts.batchSize, 'batchSize', 1, n);
+    if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new RangeError(`Expected lr to be a finite number > 0, got ${opts.lr}`);
+    const r = await withStack('gradTrials', () =>
+      this.native.gradTrials(
+        dataset.native,
+        indices,
+        n,
+        b,
+        opts.lr,
+        Float32Array.from(opts.edgesMean),
+        Float32Array.from(opts.edgesSum),
+        opts.exportS ?? false,
+      ),
+    );
+    const R = this.replicas;
+    const col = (k: number): Float64Array => Float64Array.from({ length: R }, (_, i) => r.stats[i * 6 + k]!);
+    const stats: TrialStats = {
+      sumNormMean: col(0),
+      sumNormSum: col(1),
+      stepNormMean: col(2),
+      stepNormSum: col(3),
+      firstStepNorm2: col(4),
+      steps: r.stats[5]!,
+    };
+    const last = 2 * (this.layers - 1);
+    return {
+      stats,
+      hist: { mean: r.histMean, sum: r.histSum },
+      ...(r.s ? { s: new Tensor([R, ...this.tensorShape(last)], r.s) } : {}),
+    };
   }
 
   private batchOf(indices: Int32Array): number {

@@ -1,0 +1,77 @@
+// The simple gradient noise scale B_simple = tr(Sigma) / |G|^2 (McCandlish, Kaplan, Amodei et
+// al., "An Empirical Model of Large-Batch Training", 2018, eq. 2.8): G the full-batch gradient,
+// Sigma the covariance of per-example gradients. For the mean gradient of b examples drawn
+// without replacement from N, E|g_b|^2 = |G|^2 + tr(Sigma) (N - b) / (b (N - 1)); a least-squares
+// line through (x_b, |g_b|^2) over all trials and batch sizes gives |G|^2 (intercept) and
+// tr(Sigma) (slope). The interval comes from a bootstrap over trials within each batch size.
+
+import { uniformAt } from '../rng/philox.js';
+import { fitLine } from './regression.js';
+import { quantile } from './descriptive.js';
+
+export interface NoiseScaleGroup {
+  b: number;
+  /** |g_b|^2 of independent batches of size b, all at the same weights. */
+  norm2: ArrayLike<number>;
+}
+
+export interface NoiseScaleEstimate {
+  bSimple: number;
+  /** 95% bootstrap percentile interval. */
+  ci95: [number, number];
+  gradNorm2: number;
+  traceCov: number;
+  bootstrap: number;
+  populationSize?: number;
+}
+
+function xOf(b: number, population?: number): number {
+  return population === undefined ? 1 / b : (population - b) / (b * (population - 1));
+}
+
+function estimate(groups: { b: number; v: ArrayLike<number> }[], population?: number): { g2: number; tr: number } {
+  const xs: number[] = [];
+  const ys: number[] = [];
+  for (const g of groups) {
+    const x = xOf(g.b, population);
+    for (let i = 0; i < g.v.length; i++) {
+      xs.push(x);
+      ys.push(g.v[i]!);
+    }
+  }
+  const f = fitLine(xs, ys);
+  return { g2: f.intercept, tr: f.slope };
+}
+
+export function estimateNoiseScale(
+  groups: readonly NoiseScaleGroup[],
+  opts: { populationSize?: number; bootstrap?: number; seed?: number } = {},
+): NoiseScaleEstimate {
+  const usable = groups.filter((g) => g.norm2.length > 0);
+  if (new Set(usable.map((g) => g.b)).size < 2) {
+    throw new RangeError('estimateNoiseScale: need trials at two or more batch sizes');
+  }
+  const population = opts.populationSize;
+  const { g2, tr } = estimate(usable.map((g) => ({ b: g.b, v: g.norm2 })), population);
+  const reps = opts.bootstrap ?? 200;
+  const seed = opts.seed ?? 0;
+  const boots: number[] = [];
+  for (let k = 0; k < reps; k++) {
+    const resampled = usable.map((g, gi) => {
+      const n = g.norm2.length;
+      const v = new Float64Array(n);
+      for (let i = 0; i < n; i++) v[i] = g.norm2[Math.floor(uniformAt(seed, i, k, 0x3000 + gi, 0) * n)]!;
+      return { b: g.b, v };
+    });
+    const e = estimate(resampled, population);
+    boots.push(e.g2 > 0 ? e.tr / e.g2 : Number.POSITIVE_INFINITY);
+  }
+  return {
+    bSimple: g2 > 0 ? tr / g2 : Number.POSITIVE_INFINITY,
+    ci95: [quantile(boots, 0.025), quantile(boots, 0.975)],
+    gradNorm2: g2,
+    traceCov: tr,
+    bootstrap: reps,
+    ...(population !== undefined ? { populationSize: population } : {}),
+  };
+}
