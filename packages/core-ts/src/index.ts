@@ -15,3 +15,6 @@ export * from './experiments/run.js';
 export * from './store/index.js';
 export * from './stats/index.js';
 export * from './experiments/grad-study.js';
+export * from './findings/index.js';
+export * as report from './report/index.js';
+export { writeReport, buildHtmlReport, buildMarkdownSummary, renderFigure, type ReportInput, type ReportMachine, type WrittenReport } from './report/index.js';

@@ -203,6 +203,7 @@ describe('run store', () => {
       runTraining(spec(), data, {
         store,
         data: { name: 'synthetic' },
+        checkpointEverySeconds: 0,
         signal: ac.signal,
         onEvent: (e) => {
           // abort in the middle of epoch 3 (phase 2), after checkpoint 2 was written
@@ -224,6 +225,7 @@ describe('run store', () => {
       runTraining(spec(), data, {
         store,
         data: { name: 'synthetic' },
+        checkpointEverySeconds: 0,
         signal: ac.signal,
         onEvent: (e) => e.type === 'epoch' && e.epoch === 1 && ac.abort(),
       }),

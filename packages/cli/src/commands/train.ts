@@ -34,6 +34,7 @@ export interface TrainCommandOptions {
   resume: boolean;
   wait?: boolean;
   export?: boolean;
+  checkpointEvery: number;
   json?: boolean;
 }
 
@@ -110,6 +111,7 @@ export async function trainCommand(opts: TrainCommandOptions): Promise<void> {
       resume: opts.resume,
       wait: opts.wait ?? false,
       exportWeights: opts.export ?? false,
+      checkpointEverySeconds: opts.checkpointEvery,
       onEvent,
       signal: ac.signal,
       onStatus: (s) => {

@@ -56,6 +56,10 @@ export interface GradStudyOptions {
   /** Shared edges for the raw-value histograms (mean- and sum-reduced S). */
   edgesMean?: number[];
   edgesSum?: number[];
+  /** A point finished earlier (e.g. read from disk): used instead of running its trials. */
+  loadPoint?: (b: number) => Promise<GradStudyPoint | undefined>;
+  /** Called with each point as soon as its trials are done (e.g. to save it). */
+  savePoint?: (point: GradStudyPoint) => Promise<void>;
 }
 
 export type GradStudyEvent =
@@ -227,6 +231,16 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
   let overallDone = 0;
   const points: GradStudyPoint[] = [];
   for (const b of batchSizes) {
+    const saved = await opts.loadPoint?.(b);
+    if (saved) {
+      if (saved.b !== b || saved.trials !== trials) {
+        throw new BsxError('BSX_RUN_CORRUPT', `gradient study: the saved point for b=${b} does not match (b=${saved.b}, ${saved.trials} trials)`);
+      }
+      points.push(saved);
+      overallDone += trials;
+      opts.onEvent?.({ type: 'progress', b, trialsDone: trials, trials, overallDone, overallTotal, trialsPerSec: Number.NaN });
+      continue;
+    }
     const cols = { sumNormMean: [] as number[], sumNormSum: [] as number[], stepNormMean: [] as number[], stepNormSum: [] as number[], first: [] as number[] };
     const hm = new Float64Array(edgesMean.length + 2);
     const hs = new Float64Array(edgesSum.length + 2);
@@ -284,6 +298,7 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
       },
     };
     points.push(point);
+    await opts.savePoint?.(point);
     opts.onEvent?.({ type: 'batchSize', b, point });
   }
   points.sort((a, z) => a.b - z.b);

@@ -30,6 +30,12 @@ export interface StoredRunOptions extends Omit<TrainOptions, 'resume' | 'onEpoch
   exportWeights?: boolean;
   /** Told what happens to the run before training starts. */
   onStatus?: (s: RunStatus) => void;
+  /**
+   * Seconds between checkpoints (default 10): an epoch that ends sooner than that after the
+   * last checkpoint is not checkpointed, except the last one. 0: after every epoch. Metrics
+   * rows are written after every epoch either way (a resume drops those past the checkpoint).
+   */
+  checkpointEverySeconds?: number;
 }
 
 export type RunStatus =
@@ -157,12 +163,17 @@ export async function runTraining(
       await handle.truncateMetrics(0);
       opts.onStatus?.({ type: 'fresh', dir: handle.dir });
     }
-    const { store: _s, data: _d, resume: _r, wait: _w, exportWeights: _e, onStatus: _o, ...trainOpts } = opts;
+    const { store: _s, data: _d, resume: _r, wait: _w, exportWeights: _e, onStatus: _o, checkpointEverySeconds: _c, ...trainOpts } = opts;
+    const every = (opts.checkpointEverySeconds ?? 10) * 1000;
+    let lastCheckpoint = performance.now();
     const result = await train(spec, data, {
       ...trainOpts,
       ...(resume ? { resume } : {}),
       onEpochEnd: async (ctx) => {
         await handle.appendMetrics(ctx.metrics.map((m, r) => toRow(spec.seeds[r]!, m)));
+        const now = performance.now();
+        if (ctx.epoch < ctx.totalEpochs && now - lastCheckpoint < every) return;
+        lastCheckpoint = now;
         const extra: CheckpointExtra = {
           initial: ctx.seeds.map((s) => s.initial),
           divergedAtEpoch: ctx.seeds.map((s) => s.divergedAtEpoch ?? null),

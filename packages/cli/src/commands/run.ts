@@ -1,0 +1,210 @@
+// bsx run: the finding suite. Plans every run the chosen findings need, estimates the time,
+// runs what is missing with an overall progress bar (an interrupted suite resumes), then
+// writes report.html, summary.md and findings.json. bsx report rebuilds them from the store.
+
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import {
+  BsxError,
+  FINDINGS,
+  PROFILES,
+  engineInfo,
+  findingById,
+  resolveDevice,
+  resolveProfile,
+  runSuite,
+  version,
+  writeJsonAtomic,
+  writeReport,
+  type Finding,
+  type FindingResult,
+  type Profile,
+  type ProfileName,
+  type SuiteEvent,
+} from '@bsx/core';
+import { loadData } from '../data.js';
+import { table } from '../format.js';
+import { ProgressBar } from '../progress.js';
+
+export interface RunCommandOptions {
+  profile: ProfileName | 'auto';
+  seeds?: number;
+  device: 'auto' | 'cpu' | 'cuda';
+  out: string;
+  chunk?: number;
+  data?: string;
+  json?: boolean;
+}
+
+interface SuiteFile {
+  format: 1;
+  bsx: string;
+  profile: ProfileName;
+  seeds: number;
+  ids: string[];
+  backend: 'cpu' | 'cuda';
+  data?: string;
+  createdAt: string;
+}
+
+const CITATION = 'K. Shen, "Effect of batch size on training dynamics", 2018 (blog post); bsx reproduces its findings with its own code and data pipeline.';
+
+function fmtSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+export function selectFindings(ids: string[]): Finding[] {
+  if (ids.length === 0 || ids.some((i) => i.toLowerCase() === 'all')) return [...FINDINGS];
+  return ids.map((id) => {
+    const f = findingById(id);
+    if (!f) throw new BsxError('BSX_INVALID_ARGUMENT', `unknown finding '${id}'; choose from ${FINDINGS.map((x) => x.id).join(' ')} or all`);
+    return f;
+  });
+}
+
+function verdictTable(findings: FindingResult[]): string {
+  return table(
+    ['id', 'verdict', 'finding'],
+    findings.map((f) => [f.id, f.verdict, f.title]),
+  );
+}
+
+async function writeOutputs(out: string, profile: Profile, seeds: number, backend: 'cpu' | 'cuda', findings: FindingResult[]) {
+  const info = engineInfo();
+  return writeReport(out, {
+    title: 'bsx: the effect of batch size on training, reproduced',
+    profile: profile.name,
+    createdAt: new Date().toISOString(),
+    machine: {
+      cpu: info.cpu.brand || info.cpu.vendor,
+      threads: info.cpu.threads,
+      backend: backend === 'cuda' ? 'cuda' : `cpu-${info.cpu.simdPath}`,
+      ...(backend === 'cuda' && info.cuda.name ? { gpu: info.cuda.name } : {}),
+    },
+    seedsPerRun: seeds,
+    findings,
+    citation: CITATION,
+    profileNote: profile.note,
+  });
+}
+
+function printResult(findings: FindingResult[], files: { html: string; markdown: string; json: string }, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ findings: findings.map((f) => ({ id: f.id, title: f.title, verdict: f.verdict, reason: f.reason })), files }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`\n${verdictTable(findings)}\n\nreport: ${files.html}\nsummary: ${files.markdown}\nfindings: ${files.json}\n`);
+}
+
+export async function runCommand(ids: string[], opts: RunCommandOptions): Promise<void> {
+  const findings = selectFindings(ids);
+  const device = resolveDevice(opts.device);
+  const say = (s: string): void => {
+    if (!opts.json) process.stderr.write(`${s}\n`);
+  };
+  if (device.note) say(`bsx: ${device.note}`);
+  const profile = resolveProfile(opts.profile, device.kind);
+  const seeds = opts.seeds ?? profile.seeds;
+  const out = resolve(opts.out);
+  say(`bsx: profile ${profile.name} (${profile.note}); ${seeds} seeds per run; results in ${out}`);
+  const data = await loadData({
+    ...(opts.data !== undefined ? { data: opts.data } : {}),
+    ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
+    ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+  });
+  const suiteFile: SuiteFile = {
+    format: 1,
+    bsx: version,
+    profile: profile.name,
+    seeds,
+    ids: findings.map((f) => f.id),
+    backend: device.kind,
+    ...(opts.data !== undefined ? { data: resolve(opts.data) } : {}),
+    createdAt: new Date().toISOString(),
+  };
+  await mkdir(out, { recursive: true });
+  await writeJsonAtomic(join(out, 'suite.json'), suiteFile);
+
+  let bar: ProgressBar | undefined;
+  const onEvent = (e: SuiteEvent): void => {
+    if (e.type === 'plan') {
+      say('\nplan (estimates from the engine measured just now):');
+      say(table(['work', 'status', 'estimate'], e.items.map((i) => [i.label, i.status, i.status === 'done' ? '-' : fmtSeconds(i.estimate)])));
+      say(`estimated total: ${fmtSeconds(e.estimate)}\n`);
+      bar = new ProgressBar({ total: 1000, label: 'suite' });
+    } else if (e.type === 'progress') {
+      bar?.update(Math.round(e.overall * 1000), `${e.item.label}: ${e.detail}`);
+    } else if (e.type === 'done') {
+      if (bar) bar.log(`done: ${e.item.label} (${fmtSeconds(e.seconds)})`);
+      else say(`done: ${e.item.label} (${fmtSeconds(e.seconds)})`);
+    }
+  };
+  const ac = new AbortController();
+  const onSigint = (): void => {
+    if (ac.signal.aborted) process.exit(130);
+    ac.abort();
+    say('\nbsx: interrupted; stopping after the current chunk (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const res = await runSuite(data, {
+      findings,
+      profile,
+      seeds,
+      backend: device.kind,
+      storeDir: out,
+      ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}),
+      signal: ac.signal,
+      onEvent,
+    });
+    bar?.finish();
+    const files = await writeOutputs(out, profile, seeds, device.kind, res.findings);
+    say(`suite finished in ${fmtSeconds(res.seconds)}`);
+    printResult(res.findings, files, opts.json);
+  } catch (err) {
+    bar?.finish();
+    if (err instanceof BsxError && err.code === 'BSX_CANCELLED') {
+      throw new BsxError('BSX_CANCELLED', 'interrupted; finished runs and epochs are saved: run the same command again to resume');
+    }
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}
+
+export async function reportCommand(dir: string, opts: { json?: boolean }): Promise<void> {
+  const out = resolve(dir);
+  const file = join(out, 'suite.json');
+  if (!existsSync(file)) throw new BsxError('BSX_DATA_NOT_FOUND', `${file} not found: ${out} holds no suite made by \`bsx run\``, { path: file });
+  let suite: SuiteFile;
+  try {
+    suite = JSON.parse(await readFile(file, 'utf8')) as SuiteFile;
+  } catch (err) {
+    throw new BsxError('BSX_RUN_CORRUPT', `${file}: not valid JSON (${(err as Error).message})`, { path: file });
+  }
+  const profile = PROFILES[suite.profile];
+  if (!profile) throw new BsxError('BSX_RUN_CORRUPT', `${file}: unknown profile '${suite.profile}'`, { path: file });
+  const findings = selectFindings(suite.ids);
+  const data = await loadData({
+    ...(suite.data !== undefined ? { data: suite.data } : {}),
+    ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
+    ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+  });
+  const res = await runSuite(data, { findings, profile, seeds: suite.seeds, backend: suite.backend, storeDir: out, readOnly: true });
+  const files = await writeOutputs(out, profile, suite.seeds, suite.backend, res.findings);
+  printResult(res.findings, files, opts.json);
+}
+
+export function findingsCommand(opts: { json?: boolean }): void {
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(FINDINGS.map((f) => ({ id: f.id, title: f.title, claim: f.claim })), null, 2)}\n`);
+    return;
+  }
+  for (const f of FINDINGS) process.stdout.write(`${f.id.padEnd(4)} ${f.title}\n     ${f.claim}\n`);
+  const p = Object.values(PROFILES).map((x) => `  ${x.name.padEnd(6)} ${x.note}`).join('\n');
+  process.stdout.write(`\nprofiles (bsx run --profile):\n${p}\n  auto   full on a GPU, quick on a CPU\n`);
+}

@@ -1,0 +1,123 @@
+// The Markdown summary of a report (GitHub-flavoured tables): the profile, the verdict table and
+// each finding's measured numbers beside the study's, then the citation. Also holds the number
+// formatting shared with the HTML report, so both print the same digits.
+
+import type { FindingResult, Measurement, Verdict } from '../findings/types.js';
+import type { ReportInput } from './html.js';
+
+/** The verdicts in the order the report counts them. */
+export const VERDICTS: readonly Verdict[] = ['reproduced', 'partly', 'not reproduced'];
+
+/**
+ * A number for people: 4 significant digits (trailing zeros dropped), scientific notation below
+ * 1e-3 or from 1e5 on; 'n/a' for NaN (e.g. a diverged run) and +-inf spelled out.
+ */
+export function formatNumber(v: number, digits = 4): string {
+  if (Number.isNaN(v)) return 'n/a';
+  if (v === Infinity) return 'inf';
+  if (v === -Infinity) return '-inf';
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  if (a < 1e-3 || a >= 1e5) {
+    const [m, e] = v.toExponential(digits - 1).split('e');
+    return `${String(Number(m))}e${Number(e)}`;
+  }
+  return String(Number(v.toPrecision(digits)));
+}
+
+function withUnit(text: string, unit: string | undefined): string {
+  if (unit === undefined || unit === '' || text === 'n/a') return text;
+  return unit === '%' ? `${text}%` : `${text} ${unit}`;
+}
+
+/** The measured value, with its spread over seeds and its unit: '97.9 ± 0.12%'. */
+export function formatMeasured(m: Measurement): string {
+  const core =
+    m.spread !== undefined && Number.isFinite(m.spread) && Number.isFinite(m.value)
+      ? `${formatNumber(m.value)} ± ${formatNumber(m.spread, 2)}`
+      : formatNumber(m.value);
+  return withUnit(core, m.unit);
+}
+
+/** The study's value with the unit, or an em dash when the study gives none. */
+export function formatStudy(m: Measurement): string {
+  return m.seed === undefined ? '—' : withUnit(formatNumber(m.seed), m.unit);
+}
+
+/**
+ * The few numbers the verdict table shows for a finding: those the study also reports (first
+ * three), or else the first two measured.
+ */
+export function keyMeasurements(f: FindingResult, max = 3): Measurement[] {
+  const withSeed = f.measured.filter((m) => m.seed !== undefined);
+  return (withSeed.length > 0 ? withSeed : f.measured).slice(0, withSeed.length > 0 ? max : 2);
+}
+
+/** How many findings got each verdict. */
+export function verdictCounts(findings: FindingResult[]): Record<Verdict, number> {
+  const c: Record<Verdict, number> = { reproduced: 0, partly: 0, 'not reproduced': 0 };
+  for (const f of findings) c[f.verdict] = (c[f.verdict] ?? 0) + 1;
+  return c;
+}
+
+/**
+ * Escapes text for Markdown: backslash before the characters that would start emphasis, code,
+ * links, HTML tags or break a table cell; newlines become spaces.
+ */
+export function mdEscape(text: string): string {
+  return text.replace(/\r?\n/g, ' ').replace(/[\\`*_[\]<>|]/g, (ch) => `\\${ch}`);
+}
+
+function row(cells: string[]): string {
+  return `| ${cells.join(' | ')} |`;
+}
+
+function keyNumbersMd(f: FindingResult): string {
+  const ms = keyMeasurements(f);
+  if (ms.length === 0) return '—';
+  return ms
+    .map((m) => `${mdEscape(m.label)}: ${mdEscape(formatMeasured(m))}${m.seed !== undefined ? ` (study ${mdEscape(formatStudy(m))})` : ''}`)
+    .join('; ');
+}
+
+function verdictMd(v: Verdict): string {
+  return v === 'reproduced' ? '✅ reproduced' : v === 'partly' ? '🟡 partly' : '❌ not reproduced';
+}
+
+/** The Markdown summary: profile, machine, verdict table, measured vs study per finding, citation. */
+export function buildMarkdownSummary(input: ReportInput): string {
+  const out: string[] = [];
+  const m = input.machine;
+  out.push(`# ${mdEscape(input.title)}`, '');
+  out.push(`**Profile:** \`${input.profile}\` — ${mdEscape(input.profileNote)}`, '');
+  const machine = [`${mdEscape(m.cpu)} (${m.threads} threads)`, `backend ${mdEscape(m.backend)}`];
+  if (m.gpu) machine.push(`GPU ${mdEscape(m.gpu)}`);
+  out.push(`**Generated:** ${mdEscape(input.createdAt)} on ${machine.join(', ')}. **Seeds per run:** ${input.seedsPerRun}.`, '');
+  const c = verdictCounts(input.findings);
+  out.push('## Verdicts', '');
+  out.push(`${c.reproduced} reproduced, ${c.partly} partly, ${c['not reproduced']} not reproduced (of ${input.findings.length}).`, '');
+  out.push(row(['id', 'finding', 'verdict', 'key numbers (bsx vs study)']));
+  out.push(row(['---', '---', '---', '---']));
+  for (const f of input.findings) out.push(row([mdEscape(f.id), mdEscape(f.title), verdictMd(f.verdict), keyNumbersMd(f)]));
+  out.push('');
+  for (const f of input.findings) {
+    out.push(`## ${mdEscape(f.id)} — ${mdEscape(f.title)}`, '');
+    out.push(`**The study's claim.** ${mdEscape(f.claim)}`, '');
+    out.push(`**Verdict: ${f.verdict}.** ${mdEscape(f.reason)}`, '');
+    if (f.measured.length > 0) {
+      const spread = input.seedsPerRun > 1 ? `mean ± sd over ${input.seedsPerRun} seeds` : 'one seed';
+      out.push(row(['quantity', `bsx (${spread})`, 'study']));
+      out.push(row(['---', '---:', '---:']));
+      for (const ms of f.measured) out.push(row([mdEscape(ms.label), mdEscape(formatMeasured(ms)), mdEscape(formatStudy(ms))]));
+      out.push('');
+    }
+    if (f.notes && f.notes.length > 0) {
+      out.push('Notes:', '', ...f.notes.map((n) => `- ${mdEscape(n)}`), '');
+    }
+    if (f.deviations.length > 0) {
+      out.push(`Deviations of the \`${f.profile}\` profile from the study's setup:`, '', ...f.deviations.map((d) => `- ${mdEscape(d)}`), '');
+    }
+  }
+  out.push('---', '', mdEscape(input.citation), '');
+  return out.join('\n');
+}
