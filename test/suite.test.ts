@@ -1,0 +1,67 @@
+// End to end: `bsx run all --profile smoke` on real MNIST writes the report, the summary and
+// findings.json; `bsx report` rebuilds them from the store without training.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const BSX = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'bsx.js');
+const VERDICTS = ['reproduced', 'partly', 'not reproduced'];
+
+describe('bsx run all --profile smoke', () => {
+  it('produces report.html, summary.md and findings.json with all twelve findings; bsx report rebuilds them', () => {
+    const out = mkdtempSync(join(tmpdir(), 'bsx-suite-'));
+    const r = spawnSync(process.execPath, [BSX, 'run', 'all', '--profile', 'smoke', '--device', 'cpu', '--out', out], { encoding: 'utf8', timeout: 600_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/plan \(estimates/);
+    expect(r.stderr).toMatch(/estimated total: /);
+
+    const findings = JSON.parse(readFileSync(join(out, 'findings.json'), 'utf8'));
+    expect(findings).toHaveLength(12);
+    expect(findings.map((f: { id: string }) => f.id)).toEqual(['F1', 'F2', 'F3', 'F4', 'F5', 'F6', 'F7', 'F8', 'F9', 'F10', 'F11', 'F12']);
+    for (const f of findings) {
+      expect(VERDICTS).toContain(f.verdict);
+      expect(f.profile).toBe('smoke');
+    }
+
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    const svgs = html.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
+    expect(svgs.length).toBeGreaterThanOrEqual(12);
+    for (const svg of svgs) {
+      // every figure has drawn marks: paths with coordinates
+      expect(svg).toMatch(/<path[^>]+d="M[\d.-]/);
+    }
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
+    const md = readFileSync(join(out, 'summary.md'), 'utf8');
+    expect(md).toMatch(/\| *F12 *\|/);
+
+    // rebuilt from the store without training: fast, same verdicts
+    const before = statSync(join(out, 'report.html')).mtimeMs;
+    const t0 = Date.now();
+    const again = spawnSync(process.execPath, [BSX, 'report', out, '--json'], { encoding: 'utf8', timeout: 300_000 });
+    expect(again.status, again.stderr).toBe(0);
+    const rebuilt = JSON.parse(again.stdout);
+    expect(rebuilt.findings.map((f: { verdict: string }) => f.verdict)).toEqual(findings.map((f: { verdict: string }) => f.verdict));
+    expect(statSync(join(out, 'report.html')).mtimeMs).toBeGreaterThan(before);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+
+    // a second `bsx run` finds everything done
+    const third = spawnSync(process.execPath, [BSX, 'run', 'F1', 'F9', '--profile', 'smoke', '--device', 'cpu', '--out', out], { encoding: 'utf8', timeout: 300_000 });
+    expect(third.status, third.stderr).toBe(0);
+    expect(third.stderr).not.toMatch(/\btodo\b/);
+  });
+
+  it('rejects an unknown finding id', () => {
+    const r = spawnSync(process.execPath, [BSX, 'run', 'F13', '--profile', 'smoke'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/unknown finding 'F13'/);
+  });
+
+  it('bsx report names a folder that holds no suite', () => {
+    const r = spawnSync(process.execPath, [BSX, 'report', mkdtempSync(join(tmpdir(), 'bsx-empty-'))], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/suite\.json not found/);
+  });
+});
