@@ -42,14 +42,12 @@ export const F6: Finding = {
         return { b: p.b, values: p.perTrial.sumNormMean.map((v) => v * f) };
       });
       const all = rows.flatMap((x) => x.values);
-      let edges: number[];
-      if (scaled) {
-        edges = linearEdges(Math.min(...all), Math.max(...all), 40);
-      } else {
-        const lo = Math.log10(Math.min(...all));
-        const hi = Math.log10(Math.max(...all));
-        edges = linearEdges(lo, hi + 1e-9, 40).map((e) => 10 ** e);
-      }
+      const min = Math.min(...all);
+      const max = Math.max(...all);
+      const edges = scaled ? linearEdges(min, max, 40) : linearEdges(Math.log10(min), Math.log10(max), 40).map((e) => 10 ** e);
+      // the computed end edges may round inside [min, max]: pin them, so no trial is left out
+      edges[0] = min;
+      edges[edges.length - 1] = max;
       return rows.map((x) => {
         const h = histogram(x.values, edges);
         return { label: `b=${x.b}`, edges: h.edges, counts: h.counts };
