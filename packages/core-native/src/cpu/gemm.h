@@ -14,6 +14,8 @@ namespace bsx::cpu {
 //   + bias[n]                  (bias != nullptr; one value per column n)
 //   * (mask[m*ldm + n] > 0)    (mask != nullptr; the ReLU mask of the backward pass)
 //   max(., 0)                  (relu)
+// (The mask and the ReLU act as selects: an element whose mask is not > 0, or whose value is
+// not > 0 under relu, becomes +0, NaN included. beta == 0 means C is not read at all.)
 struct Epilogue {
   const float* bias = nullptr;
   const float* mask = nullptr;
