@@ -1,10 +1,14 @@
 // Shared parts of the Ensemble interface and the backend factory.
 #include "engine/ensemble.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "cpu/cpu_ensemble.h"
 #include "cuda/cuda_backend.h"
+#ifdef BSX_WITH_CUDA
+#include "cuda/cuda_ensemble.h"
+#endif
 
 namespace bsx {
 
@@ -36,13 +40,39 @@ void Ensemble::set_optimizer_steps(const std::vector<std::int64_t>& s) {
   steps_ = s;
 }
 
+void Ensemble::set_tensor_broadcast(Slot slot, int t, const float* one) {
+  const std::int64_t n = tensor_numel(t);
+  std::vector<float> all(static_cast<std::size_t>(replicas_) * n);
+  for (int r = 0; r < replicas_; ++r) std::copy(one, one + n, all.begin() + r * n);
+  set_tensor(slot, t, all.data());
+}
+
+void Ensemble::reset_to_snapshot() {
+  if (!has_snapshot_) throw std::logic_error("reset_to_snapshot: no snapshot has been taken");
+  for (int t = 0; t < tensor_count(); ++t) {
+    std::vector<float> v(static_cast<std::size_t>(replicas_) * tensor_numel(t));
+    get_tensor(Slot::Snapshot, t, v.data());
+    set_tensor(Slot::Param, t, v.data());
+  }
+}
+
+GradTrialsResult Ensemble::grad_trials(const cpu::Dataset&, const std::int32_t*, std::int64_t, int,
+                                       float, const HistogramSpec&, const HistogramSpec&, float*) {
+  throw std::runtime_error("gradient trials are not available on the " + backend() +
+                           " backend; use the cpu backend");
+}
+
 std::unique_ptr<Ensemble> make_ensemble(const std::string& backend, int replicas,
                                         const std::vector<int>& widths) {
   if (backend == "cpu") return std::make_unique<cpu::CpuEnsemble>(replicas, widths);
   if (backend == "cuda") {
     const cuda::DeviceInfo info = cuda::probe();
     if (!info.available) throw std::runtime_error("cuda: unavailable (" + info.reason + ")");
-    throw std::runtime_error("cuda: the CUDA ensemble is not built yet");
+#ifdef BSX_WITH_CUDA
+    return std::make_unique<cuda::CudaEnsemble>(replicas, widths);
+#else
+    throw std::runtime_error("cuda: unavailable (not compiled in)");
+#endif
   }
   throw std::invalid_argument("unknown backend '" + backend + "' (expected cpu or cuda)");
 }

@@ -1,0 +1,441 @@
+// The CUDA engine without a GPU: its kernels and CudaEnsemble, compiled for the CPU against
+// test/native/cuda_emu.h (every CUDA thread a fiber), checked against the CPU engine:
+// the tiled GEMM against sgemm_reference over shapes, transposes, strides, alignments and
+// epilogues; then whole ensembles (init bit-identical, forward, gradients, SGD and Adam
+// training through the small-batch and GEMM paths, graph-replayed loops, evaluate, stats,
+// tensor slots). Catches indexing, bounds (guard pages), alignment and barrier errors before
+// a GPU is at hand; timing and races between blocks need the GPU (cuda_lab.cu, gpu-check).
+// Build and run from packages/core-native (about a minute):
+//
+//   mkdir -p build/emu && for f in src/cpu/*.cpp src/engine/ensemble.cpp; do
+//     case $f in *avx512*) x="-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma -mf16c";;
+//       *avx2*) x="-mavx2 -mfma -mf16c";; *) x="";; esac;
+//     g++ -std=c++17 -O2 -DBSX_WITH_CUDA -Isrc $x -c $f -o build/emu/$(basename $f .cpp).o || break;
+//   done && g++ -std=c++17 -O1 -g -ffp-contract=off -Wall -Wno-unknown-pragmas -Isrc
+//     -Itest/native/emu_include test/native/cuda_emu_check.cpp build/emu/*.o -lpthread
+//     -o build/emu/cuda_emu_check && build/emu/cuda_emu_check
+//   (BSX_EMU_ORDER=reverse|shuffle runs the threads of a block in another order.)
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_ensemble.h"
+#include "cpu/gemm.h"
+// The CUDA engine itself, as one translation unit (its launchers are file-local).
+#include "cuda/cuda_ensemble.cu"
+
+namespace bsx::cuda {
+int g_emu_sms = 4;
+bool compiled_in() { return true; }
+DeviceInfo probe() {
+  DeviceInfo d;
+  d.available = true;
+  d.device = 0;
+  d.name = "cuda_emu";
+  d.sm_major = 9;
+  d.multiprocessors = g_emu_sms;
+  return d;
+}
+}  // namespace bsx::cuda
+
+namespace {
+
+int g_failures = 0, g_checks = 0;
+
+void report(bool ok, const std::string& what, const std::string& detail) {
+  ++g_checks;
+  if (!ok) ++g_failures;
+  std::printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what.c_str(), detail.empty() ? "" : ": ",
+              detail.c_str());
+}
+
+// |a - ref| <= atol + rtol |ref| elementwise; atol is relative to the largest |ref|.
+template <typename T>
+bool close(const T* a, const T* ref, std::size_t n, double atol_rel, double rtol,
+           const std::string& what) {
+  double mx = 0;
+  for (std::size_t i = 0; i < n; ++i) mx = std::max(mx, std::fabs(static_cast<double>(ref[i])));
+  const double atol = atol_rel * std::max(mx, 1e-30);
+  double worst = 0;
+  std::size_t bad = 0, first = n;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - static_cast<double>(ref[i]));
+    const double lim = atol + rtol * std::fabs(static_cast<double>(ref[i]));
+    if (!(d <= lim)) {
+      ++bad;
+      if (first == n) first = i;
+    }
+    if (d / (atol + std::fabs(static_cast<double>(ref[i]))) > worst)
+      worst = d / (atol + std::fabs(static_cast<double>(ref[i])));
+  }
+  char buf[256];
+  if (bad) {
+    std::snprintf(buf, sizeof buf, "%zu of %zu off, first [%zu] %.9g vs %.9g (max|ref| %.3g)", bad,
+                  n, first, static_cast<double>(a[first]), static_cast<double>(ref[first]), mx);
+  } else {
+    std::snprintf(buf, sizeof buf, "n=%zu worst rel %.2e", n, worst);
+  }
+  report(bad == 0, what, buf);
+  return bad == 0;
+}
+
+// ------------------------------------------------------------------------------------------
+// GEMM against the reference
+
+void check_gemm(std::mt19937& rng, int M, int N, int K, bool ta, bool tb, int pad, int sms,
+                bool shared_a, float alpha, float beta, bool bias, bool mask, bool relu,
+                bool tf32 = false) {
+  using namespace bsx;
+  const int R = 3;
+  std::uniform_real_distribution<float> U(-1.0f, 1.0f);
+  const std::int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+  const std::int64_t rows_a = ta ? K : M, rows_b = tb ? N : K;
+  const std::int64_t sa = shared_a ? 0 : lda * rows_a + pad, sb = ldb * rows_b + pad,
+                     sc = ldc * M + pad, sbias = N + pad, ldm = N + pad, smask = ldm * M + pad;
+  std::vector<float> A(sa * (R - 1) + lda * rows_a), B(sb * (R - 1) + ldb * rows_b),
+      C(sc * (R - 1) + ldc * M), Bi(sbias * (R - 1) + N), Mk(smask * (R - 1) + ldm * M);
+  for (auto* v : {&A, &B, &C, &Bi}) for (float& x : *v) x = U(rng);
+  for (float& x : Mk) x = U(rng) > 0 ? 1.0f : 0.0f;
+  std::vector<float> ref = C;
+  for (int r = 0; r < R; ++r) {
+    cpu::Epilogue ep;
+    ep.bias = bias ? Bi.data() + r * sbias : nullptr;
+    ep.mask = mask ? Mk.data() + r * smask : nullptr;
+    ep.ldm = ldm;
+    ep.relu = relu;
+    cpu::sgemm_reference(ta, tb, M, N, K, alpha, A.data() + r * sa, lda, B.data() + r * sb, ldb,
+                         beta, ref.data() + r * sc, ldc, ep);
+  }
+  cuda::DeviceBuffer<float> dA(A.size()), dB(B.size()), dC(C.size()), dBi(Bi.size()), dM(Mk.size());
+  cudaMemcpy(dA.get(), A.data(), dA.bytes(), cudaMemcpyHostToDevice);
+  cudaMemcpy(dB.get(), B.data(), dB.bytes(), cudaMemcpyHostToDevice);
+  if (beta != 0.0f) cudaMemcpy(dC.get(), C.data(), dC.bytes(), cudaMemcpyHostToDevice);
+  // else: dC keeps the allocator's NaN fill, which must not leak into the result
+  cudaMemcpy(dBi.get(), Bi.data(), dBi.bytes(), cudaMemcpyHostToDevice);
+  cudaMemcpy(dM.get(), Mk.data(), dM.bytes(), cudaMemcpyHostToDevice);
+  cuda::k::GemmArgs g;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.alpha = alpha;
+  g.beta = beta;
+  g.A = dA.get();
+  g.lda = lda;
+  g.sa = sa;
+  g.B = dB.get();
+  g.ldb = ldb;
+  g.sb = sb;
+  g.C = dC.get();
+  g.ldc = ldc;
+  g.sc = sc;
+  if (bias) {
+    g.bias = dBi.get();
+    g.sbias = sbias;
+  }
+  if (mask) {
+    g.mask = dM.get();
+    g.ldm = ldm;
+    g.smask = smask;
+  }
+  g.relu = relu;
+  cuda::gemm(nullptr, sms, R, ta, tb, g, tf32);
+  std::vector<float> out(C.size());
+  cudaMemcpy(out.data(), dC.get(), dC.bytes(), cudaMemcpyDeviceToHost);
+  // only the C elements of the problems (the padding between them is not written when beta=0)
+  std::vector<float> got, want;
+  for (int r = 0; r < R; ++r)
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) {
+        got.push_back(out[r * sc + m * ldc + n]);
+        want.push_back(ref[r * sc + m * ldc + n]);
+      }
+  char what[200];
+  std::snprintf(what, sizeof what,
+                "gemm M=%d N=%d K=%d ta=%d tb=%d pad=%d tile=%s sharedA=%d a=%.2f b=%.2f bias=%d "
+                "mask=%d relu=%d",
+                M, N, K, ta, tb, pad, tf32 ? "tf32" : sms == 1 ? "128" : "64", shared_a, alpha, beta,
+                bias, mask, relu);
+  // TF32 rounds each input to 11 significant bits: errors grow like 2^-11 sqrt(K) |a||b|
+  if (tf32) {
+    close(got.data(), want.data(), got.size(), 2e-3 * std::sqrt(static_cast<double>(K)), 1e-2, what);
+  } else {
+    close(got.data(), want.data(), got.size(), 1e-5, 1e-4, what);
+  }
+}
+
+void gemm_suite() {
+  std::mt19937 rng(7);
+  struct S {
+    int M, N, K;
+  };
+  const S shapes[] = {{1, 1, 1},    {5, 7, 3},     {64, 64, 8},  {65, 63, 17},
+                      {128, 128, 16}, {130, 200, 33}, {33, 129, 64}, {9, 10, 300}};
+  int i = 0;
+  for (const S& s : shapes)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (int pad : {0, 1}) {
+          ++i;
+          const int sms = (i % 2) ? 1 : 1000000;  // 128x128 or 64x64 tiles
+          check_gemm(rng, s.M, s.N, s.K, ta, tb, pad, sms, i % 5 == 0, (i % 3) ? 1.0f : 0.5f,
+                     (i % 4 == 1) ? 0.75f : 0.0f, i % 2 == 0, i % 3 == 0, i % 2 == 1);
+          if (pad == 0)
+            check_gemm(rng, s.M, s.N, s.K, ta, tb, pad, sms, i % 5 == 0, (i % 3) ? 1.0f : 0.5f,
+                       (i % 4 == 1) ? 0.75f : 0.0f, i % 3 != 0, i % 3 == 0, i % 4 == 1, true);
+        }
+}
+
+// ------------------------------------------------------------------------------------------
+// Ensembles: CUDA (emulated) against the CPU engine
+
+bsx::cpu::Dataset make_data(std::uint64_t id, int count, int dim, int classes, std::mt19937& rng) {
+  bsx::cpu::Dataset d;
+  d.id = id;
+  d.count = count;
+  d.dim = dim;
+  d.classes = classes;
+  std::uniform_real_distribution<float> U(-1.0f, 1.0f);
+  d.features.resize(static_cast<std::size_t>(count) * dim);
+  for (float& x : d.features) x = U(rng);
+  d.labels.resize(count);
+  for (auto& y : d.labels) y = static_cast<std::int32_t>(rng() % classes);
+  return d;
+}
+
+std::vector<std::int32_t> random_indices(std::mt19937& rng, std::int64_t n, int count) {
+  std::vector<std::int32_t> v(n);
+  for (auto& x : v) x = static_cast<std::int32_t>(rng() % count);
+  return v;
+}
+
+void compare_tensors(bsx::Ensemble& gpu, bsx::Ensemble& cpu, bsx::Slot slot, double atol,
+                     double rtol, const std::string& what) {
+  for (int t = 0; t < cpu.tensor_count(); ++t) {
+    const std::size_t n = static_cast<std::size_t>(cpu.replicas()) * cpu.tensor_numel(t);
+    std::vector<float> a(n), b(n);
+    gpu.get_tensor(slot, t, a.data());
+    cpu.get_tensor(slot, t, b.data());
+    close(a.data(), b.data(), n, atol, rtol, what + " tensor " + std::to_string(t));
+  }
+}
+
+void compare_stats(bsx::Ensemble& gpu, bsx::Ensemble& cpu, const std::string& what) {
+  const std::size_t n = static_cast<std::size_t>(cpu.replicas()) * cpu.layers() * bsx::kStatsPerLayer;
+  std::vector<double> a(n), b(n);
+  gpu.stats(a.data());
+  cpu.stats(b.data());
+  close(a.data(), b.data(), n, 1e-6, 1e-5, what + " stats");
+}
+
+void ensemble_suite(int R, const std::vector<int>& w, int b, bool graphs, std::uint64_t data_id) {
+  using namespace bsx;
+  setenv("BSX_CUDA_GRAPHS", graphs ? "1" : "0", 1);
+  std::string tag = "R=" + std::to_string(R) + " widths=";
+  for (std::size_t i = 0; i < w.size(); ++i) tag += (i ? "-" : "") + std::to_string(w[i]);
+  tag += " b=" + std::to_string(b) + (graphs ? "" : " nographs");
+  std::mt19937 rng(static_cast<unsigned>(data_id));
+  const int count = 97;
+  const cpu::Dataset data = make_data(data_id, count, w.front(), w.back(), rng);
+  cpu::CpuEnsemble cpu(R, w);
+  cuda::CudaEnsemble gpu(R, w);
+  std::vector<std::uint64_t> seeds;
+  for (int r = 0; r < R; ++r) seeds.push_back(1000 + 17 * r + data_id);
+  cpu.init_xavier(seeds);
+  gpu.init_xavier(seeds);
+  bool init_same = true;
+  for (int t = 0; t < cpu.tensor_count(); ++t) {
+    const std::size_t n = static_cast<std::size_t>(R) * cpu.tensor_numel(t);
+    std::vector<float> a(n), c(n);
+    gpu.get_tensor(Slot::Param, t, a.data());
+    cpu.get_tensor(Slot::Param, t, c.data());
+    init_same = init_same && std::memcmp(a.data(), c.data(), n * sizeof(float)) == 0;
+  }
+  report(init_same, tag + " init bit-identical", "");
+  // non-zero biases, same on both
+  std::uniform_real_distribution<float> U(-0.2f, 0.2f);
+  for (int l = 0; l < cpu.layers(); ++l) {
+    std::vector<float> bias(static_cast<std::size_t>(R) * w[l + 1]);
+    for (float& x : bias) x = U(rng);
+    cpu.set_tensor(Slot::Param, 2 * l + 1, bias.data());
+    gpu.set_tensor(Slot::Param, 2 * l + 1, bias.data());
+  }
+  const int C = w.back();
+  {
+    const auto idx = random_indices(rng, static_cast<std::int64_t>(R) * b, count);
+    std::vector<float> a(static_cast<std::size_t>(R) * b * C), c(a.size());
+    gpu.forward(data, idx.data(), b, a.data());
+    cpu.forward(data, idx.data(), b, c.data());
+    close(a.data(), c.data(), a.size(), 1e-5, 1e-4, tag + " forward log-probs");
+  }
+  {
+    const auto idx = random_indices(rng, static_cast<std::int64_t>(R) * b, count);
+    std::vector<std::vector<float>> ga(cpu.tensor_count()), gc(cpu.tensor_count());
+    std::vector<float*> pa, pc;
+    for (int t = 0; t < cpu.tensor_count(); ++t) {
+      ga[t].resize(static_cast<std::size_t>(R) * cpu.tensor_numel(t));
+      gc[t].resize(ga[t].size());
+      pa.push_back(ga[t].data());
+      pc.push_back(gc[t].data());
+    }
+    std::vector<double> la(R), lc(R);
+    gpu.gradients(data, idx.data(), b, pa, la.data());
+    cpu.gradients(data, idx.data(), b, pc, lc.data());
+    close(la.data(), lc.data(), R, 1e-6, 1e-5, tag + " gradients loss");
+    for (int t = 0; t < cpu.tensor_count(); ++t)
+      close(ga[t].data(), gc[t].data(), ga[t].size(), 1e-5, 1e-3,
+            tag + " gradient " + std::to_string(t));
+  }
+  cpu.snapshot();
+  gpu.snapshot();
+  compare_stats(gpu, cpu, tag + " at snapshot");
+  std::vector<float> lr(R);
+  for (int r = 0; r < R; ++r) lr[r] = 0.05f * (r + 1);
+  auto train_both = [&](std::int64_t n, const std::string& what) {
+    const auto idx = random_indices(rng, static_cast<std::int64_t>(R) * n, count);
+    std::vector<std::vector<float>> start(cpu.tensor_count());
+    for (int t = 0; t < cpu.tensor_count(); ++t) {
+      start[t].resize(static_cast<std::size_t>(R) * cpu.tensor_numel(t));
+      cpu.get_tensor(Slot::Param, t, start[t].data());
+    }
+    std::vector<double> la(R), lc(R);
+    gpu.train(data, idx.data(), n, b, lr.data(), la.data());
+    cpu.train(data, idx.data(), n, b, lr.data(), lc.data());
+    close(la.data(), lc.data(), R, 1e-6, 1e-4, tag + " " + what + " loss");
+    if (cpu.optimizer().kind == OptimizerKind::Sgd) {
+      compare_tensors(gpu, cpu, Slot::Param, 1e-4, 1e-3, tag + " " + what + " params");
+    } else {
+      // Adam's step is nearly sign(g) * lr per element, so rounding differences of tiny
+      // gradients show up as up to lr per step: compare the change in norm instead
+      const double steps = static_cast<double>((n + b - 1) / b);
+      const double lr_max = *std::max_element(lr.begin(), lr.end());
+      for (int t = 0; t < cpu.tensor_count(); ++t) {
+        std::vector<float> a(start[t].size()), c(start[t].size());
+        gpu.get_tensor(Slot::Param, t, a.data());
+        cpu.get_tensor(Slot::Param, t, c.data());
+        double d2 = 0, m2 = 0, worst = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+          d2 += (static_cast<double>(a[i]) - c[i]) * (static_cast<double>(a[i]) - c[i]);
+          m2 += (static_cast<double>(c[i]) - start[t][i]) * (static_cast<double>(c[i]) - start[t][i]);
+          worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - c[i]));
+        }
+        const double rel = std::sqrt(d2) / std::sqrt(std::max(m2, 1e-300));
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "|diff|/|change| %.2e, max diff %.2e (lr %.1e, %g steps)", rel,
+                      worst, lr_max, steps);
+        report(rel <= 1e-2 && worst <= steps * lr_max,
+               tag + " " + what + " params tensor " + std::to_string(t), buf);
+      }
+    }
+    bool steps_same = gpu.optimizer_steps() == cpu.optimizer_steps();
+    report(steps_same, tag + " " + what + " optimizer steps", "");
+  };
+  train_both(3 * b + 1, "sgd train (short last step)");
+  train_both(17 * b, "sgd train (17 steps)");
+  OptimizerConfig adam;
+  adam.kind = OptimizerKind::Adam;
+  cpu.set_optimizer(adam);
+  gpu.set_optimizer(adam);
+  for (int r = 0; r < R; ++r) lr[r] = 0.001f * (r + 1);
+  train_both(2 * b + 1, "adam train");
+  train_both(17 * b + 2, "adam train (17 steps + short)");
+  compare_tensors(gpu, cpu, Slot::AdamM, 1e-3, 1e-2, tag + " adam m");
+  compare_tensors(gpu, cpu, Slot::AdamV, 1e-3, 1e-2, tag + " adam v");
+  compare_stats(gpu, cpu, tag + " after training");
+  {
+    EvalResult ea = gpu.evaluate(data, 3, count - 5);
+    EvalResult ec = cpu.evaluate(data, 3, count - 5);
+    close(ea.loss_sum.data(), ec.loss_sum.data(), R, 1e-6, 1e-5, tag + " evaluate loss");
+    std::int64_t diff = 0;
+    for (int r = 0; r < R; ++r) diff += std::llabs(ea.correct[r] - ec.correct[r]);
+    report(diff <= 1 && ea.count == ec.count, tag + " evaluate correct",
+           "off by " + std::to_string(diff));
+  }
+  // back to SGD: Adam state released on both (reads as zeros)
+  cpu.set_optimizer(OptimizerConfig{});
+  gpu.set_optimizer(OptimizerConfig{});
+  compare_tensors(gpu, cpu, Slot::AdamM, 0, 0, tag + " adam m after reset");
+  // one replica's values broadcast to all, then every replica back to its snapshot
+  {
+    std::vector<float> one(cpu.tensor_numel(2));
+    for (float& x : one) x = U(rng);
+    cpu.set_tensor_broadcast(Slot::Param, 2, one.data());
+    gpu.set_tensor_broadcast(Slot::Param, 2, one.data());
+    std::vector<float> a(static_cast<std::size_t>(R) * one.size()), c(a.size());
+    gpu.get_tensor(Slot::Param, 2, a.data());
+    cpu.get_tensor(Slot::Param, 2, c.data());
+    close(a.data(), c.data(), a.size(), 0, 0, tag + " after set_tensor_broadcast");
+    cpu.reset_to_snapshot();
+    gpu.reset_to_snapshot();
+    compare_tensors(gpu, cpu, Slot::Param, 0, 0, tag + " after reset_to_snapshot");
+  }
+  // a parameter set from the host reads back unchanged
+  {
+    std::vector<float> p(static_cast<std::size_t>(R) * cpu.tensor_numel(0));
+    for (float& x : p) x = U(rng);
+    gpu.set_tensor(Slot::Param, 0, p.data());
+    std::vector<float> q(p.size());
+    gpu.get_tensor(Slot::Param, 0, q.data());
+    report(std::memcmp(p.data(), q.data(), p.size() * sizeof(float)) == 0, tag + " set/get tensor", "");
+  }
+}
+
+// BSX_CUDA_TF32=1: the GEMM path on (emulated) TF32 tensor cores, against the fp32 CPU engine
+// with a TF32-sized tolerance.
+void tf32_suite() {
+  using namespace bsx;
+  setenv("BSX_CUDA_TF32", "1", 1);
+  const std::vector<int> w = {36, 20, 12, 10};
+  const int R = 2, b = 16;
+  std::mt19937 rng(99);
+  const cpu::Dataset data = make_data(999, 97, w.front(), w.back(), rng);
+  cpu::CpuEnsemble cpu(R, w);
+  cuda::CudaEnsemble gpu(R, w);
+  cpu.init_xavier({5, 6});
+  gpu.init_xavier({5, 6});
+  const auto idx = random_indices(rng, static_cast<std::int64_t>(R) * b, 97);
+  std::vector<float> a(static_cast<std::size_t>(R) * b * w.back()), c(a.size());
+  gpu.forward(data, idx.data(), b, a.data());
+  cpu.forward(data, idx.data(), b, c.data());
+  close(a.data(), c.data(), a.size(), 1e-2, 1e-2, "tf32 forward log-probs");
+  std::vector<std::vector<float>> ga(cpu.tensor_count()), gc(cpu.tensor_count());
+  std::vector<float*> pa, pc;
+  for (int t = 0; t < cpu.tensor_count(); ++t) {
+    ga[t].resize(static_cast<std::size_t>(R) * cpu.tensor_numel(t));
+    gc[t].resize(ga[t].size());
+    pa.push_back(ga[t].data());
+    pc.push_back(gc[t].data());
+  }
+  std::vector<double> la(R), lc(R);
+  gpu.gradients(data, idx.data(), b, pa, la.data());
+  cpu.gradients(data, idx.data(), b, pc, lc.data());
+  close(la.data(), lc.data(), R, 0, 1e-2, "tf32 gradients loss");
+  for (int t = 0; t < cpu.tensor_count(); ++t)
+    close(ga[t].data(), gc[t].data(), ga[t].size(), 3e-2, 3e-2, "tf32 gradient " + std::to_string(t));
+  unsetenv("BSX_CUDA_TF32");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  gemm_suite();
+  tf32_suite();
+  std::uint64_t id = 1;
+  for (int b : {1, 3, 8, 9, 32}) {
+    ensemble_suite(3, {7, 5, 4, 3}, b, true, id++);
+  }
+  ensemble_suite(2, {7, 5, 4, 3}, 2, false, id++);
+  ensemble_suite(2, {36, 20, 12, 10}, 4, true, id++);
+  ensemble_suite(2, {36, 20, 12, 10}, 12, true, id++);
+  if (!quick) {
+    bsx::cuda::g_emu_sms = 1;  // big tiles
+    ensemble_suite(2, {64, 132, 40, 10}, 20, true, id++);
+    bsx::cuda::g_emu_sms = 4;
+    ensemble_suite(2, {784, 1024, 1024, 10}, 1, true, id++);
+  }
+  std::printf("%d passed, %d failed\n", g_checks - g_failures, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
