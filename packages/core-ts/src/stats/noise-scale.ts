@@ -3,10 +3,10 @@
 // Sigma the covariance of per-example gradients. For the mean gradient of b examples drawn
 // without replacement from N, E|g_b|^2 = |G|^2 + tr(Sigma) (N - b) / (b (N - 1)); a least-squares
 // line through (x_b, |g_b|^2) over all trials and batch sizes gives |G|^2 (intercept) and
-// tr(Sigma) (slope). The interval comes from a bootstrap over trials within each batch size.
+// tr(Sigma) (slope), weighted for the larger spread of small batches. The interval comes
+// from a bootstrap over trials within each batch size.
 
 import { uniformAt } from '../rng/philox.js';
-import { fitLine } from './regression.js';
 import { quantile } from './descriptive.js';
 
 export interface NoiseScaleGroup {
@@ -29,18 +29,35 @@ function xOf(b: number, population?: number): number {
   return population === undefined ? 1 / b : (population - b) / (b * (population - 1));
 }
 
+/**
+ * Weighted least squares through the group means (x_b, mean |g_b|^2), weights n_b / x_b^2: for
+ * small batches the variance of |g_b|^2 is dominated by the noise term, ~ x_b^2, and an
+ * unweighted fit would let those batch sizes swamp the intercept |G|^2. The weights depend
+ * on b alone (not on the sample variances), so the fit stays unbiased.
+ */
 function estimate(groups: { b: number; v: ArrayLike<number> }[], population?: number): { g2: number; tr: number } {
-  const xs: number[] = [];
-  const ys: number[] = [];
+  let sw = 0;
+  let swx = 0;
+  let swy = 0;
+  let swxx = 0;
+  let swxy = 0;
   for (const g of groups) {
+    const n = g.v.length;
+    let m = 0;
+    for (let i = 0; i < n; i++) m += g.v[i]! / n;
     const x = xOf(g.b, population);
-    for (let i = 0; i < g.v.length; i++) {
-      xs.push(x);
-      ys.push(g.v[i]!);
-    }
+    const w = n / (x * x);
+    sw += w;
+    swx += w * x;
+    swy += w * m;
+    swxx += w * x * x;
+    swxy += w * x * m;
   }
-  const f = fitLine(xs, ys);
-  return { g2: f.intercept, tr: f.slope };
+  const det = sw * swxx - swx * swx;
+  if (!(det > 0)) throw new RangeError('estimateNoiseScale: the batch sizes do not separate (need two or more distinct b)');
+  const tr = (sw * swxy - swx * swy) / det;
+  const g2 = (swy - tr * swx) / sw;
+  return { g2, tr };
 }
 
 export function estimateNoiseScale(
