@@ -242,5 +242,16 @@ describe('statistics', () => {
     for (const e of estimates) expect(Math.abs(e - trueB) / trueB).toBeLessThan(0.15);
     expect(covered / reps).toBeGreaterThanOrEqual(0.85);
     expect(() => estimateNoiseScale([{ b: 1, norm2: [1, 2] }])).toThrow(/two or more/);
+    // a batch of the whole population (x = 0: no noise left) is a valid point, not a division by zero
+    const whole = estimateNoiseScale(
+      [
+        { b: 1, norm2: [3, 5, 4] },
+        { b: 4, norm2: [1.6, 1.4, 1.5] },
+        { b: 8, norm2: [1, 1, 1] },
+      ],
+      { populationSize: 8, bootstrap: 20 },
+    );
+    expect(Number.isFinite(whole.bSimple)).toBe(true);
+    expect(whole.gradNorm2).toBeCloseTo(1, 1);
   });
 });

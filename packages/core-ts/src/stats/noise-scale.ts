@@ -30,8 +30,8 @@ function xOf(b: number, population?: number): number {
 }
 
 /**
- * Weighted least squares through the group means (x_b, mean |g_b|^2), weights n_b / x_b^2: for
- * small batches the variance of |g_b|^2 is dominated by the noise term, ~ x_b^2, and an
+ * Weighted least squares through the group means (x_b, mean |g_b|^2), weights n_b b^2: for
+ * small batches the variance of |g_b|^2 is dominated by the noise term, ~ 1/b^2, and an
  * unweighted fit would let those batch sizes swamp the intercept |G|^2. The weights depend
  * on b alone (not on the sample variances), so the fit stays unbiased.
  */
@@ -46,7 +46,7 @@ function estimate(groups: { b: number; v: ArrayLike<number> }[], population?: nu
     let m = 0;
     for (let i = 0; i < n; i++) m += g.v[i]! / n;
     const x = xOf(g.b, population);
-    const w = n / (x * x);
+    const w = n * g.b * g.b; // finite also where b is the whole population (x = 0)
     sw += w;
     swx += w * x;
     swy += w * m;
