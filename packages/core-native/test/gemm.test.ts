@@ -428,6 +428,8 @@ describe('gemm: determinism', () => {
       [8, 784, 1024, false, false],
       [64, 784, 1024, false, false],
       [24, 1024, 256, true, false],
+      [100, 200, 77, true, false],
+      [1000, 100, 300, false, false],
       [256, 1024, 784, false, true],
       [100, 784, 1025, false, false],
       [1024, 784, 5, true, false],

@@ -264,8 +264,39 @@ void dynamic_for(int T, int n, F&& body) {
   });
 }
 
+// Runs body(begin, end) over [0, n) on up to T threads by guided self-scheduling: each
+// claim takes 1/T of what is left (a multiple of `align`, at least `min_piece`), so with
+// all cores free the first claims are large (good cache reuse) and a thread slowed by other
+// load leaves the later, smaller pieces to the others. (Which thread computes a piece, and
+// where the cuts fall, never changes a result.)
+template <typename F>
+void guided_for(int T, int n, int align, int min_piece, F&& body) {
+  if (n <= 0) return;
+  if (T <= 1) {
+    body(0, n);
+    return;
+  }
+  std::atomic<int> next{0};
+  parallel_for(T, [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t t = b; t < e; ++t) {
+      int cur = next.load(std::memory_order_relaxed);
+      while (cur < n) {
+        const int w = std::max(min_piece, round_up(ceil_div(n - cur, T), align));
+        const int end = std::min(n, cur + w);
+        if (next.compare_exchange_weak(cur, end, std::memory_order_relaxed)) {
+          body(cur, end);
+          cur = next.load(std::memory_order_relaxed);
+        }
+      }
+    }
+  });
+}
+
 // Pieces per thread for dynamic_for: enough to even out a core shared with other work.
 constexpr int kPiecesPerThread = 4;
+inline int pieces_per_thread() {
+  return g_blocking.pieces > 0 ? g_blocking.pieces : kPiecesPerThread;
+}
 
 // A problem is worth a fork (a few microseconds) from about a million multiply-adds, or
 // when it streams a large operand (bandwidth-bound small-batch shapes: two cores draw more
@@ -290,7 +321,7 @@ void run_direct(const KernelSet& ks, const Problem& p, int T) {
   const std::int64_t csa = p.ta ? p.lda : 1;
   if (p.M <= 4 * kSmallM) {
     // Pieces of columns (each streams its columns of B once per 8 rows).
-    const int w = std::max(64, round_up(ceil_div(p.N, T * kPiecesPerThread), 16));
+    const int w = std::max(64, round_up(ceil_div(p.N, T * pieces_per_thread()), 16));
     dynamic_for(T, ceil_div(p.N, w), [&](int i) {
       ks.direct(0, p.M, i * w, std::min(p.N, (i + 1) * w), p.K, p.alpha, p.A, rsa, csa, p.B,
                 p.ldb, p.beta, p.C, p.ldc, p.ep);
@@ -298,7 +329,7 @@ void run_direct(const KernelSet& ks, const Problem& p, int T) {
   } else {
     // Pieces of rows: at small K each streams its rows of C once; at 33..64 rows each
     // streams B (from the shared cache) once per 8 of its rows.
-    const int h = std::max(8, round_up(ceil_div(p.M, T * kPiecesPerThread), 8));
+    const int h = std::max(8, round_up(ceil_div(p.M, T * pieces_per_thread()), 8));
     dynamic_for(T, ceil_div(p.M, h), [&](int i) {
       ks.direct(i * h, std::min(p.M, (i + 1) * h), 0, p.N, p.K, p.alpha, p.A, rsa, csa, p.B,
                 p.ldb, p.beta, p.C, p.ldc, p.ep);
@@ -329,76 +360,94 @@ void run_dot(const KernelSet& ks, const Problem& p, int T) {
   };
   if (p.M <= 4 * kSmallM) {
     // Pieces of rows of B (columns of C), each streamed once per 8 rows of A.
-    const int w = std::max(32, round_up(ceil_div(p.N, T * kPiecesPerThread), 16));
+    const int w = std::max(32, round_up(ceil_div(p.N, T * pieces_per_thread()), 16));
     dynamic_for(T, ceil_div(p.N, w), [&](int i) {
       rows(0, p.M, i * w, std::min(p.N, (i + 1) * w));
     });
   } else {
     // Few columns: B stays in cache; pieces of rows of A.
-    const int h = std::max(8, round_up(ceil_div(p.M, T * kPiecesPerThread), 8));
+    const int h = std::max(8, round_up(ceil_div(p.M, T * pieces_per_thread()), 8));
     dynamic_for(T, ceil_div(p.M, h), [&](int i) {
       rows(i * h, std::min(p.M, (i + 1) * h), 0, p.N);
     });
   }
 }
 
-// The packed algorithm on the C block rows [m0, m1) x columns [n0, n1), on this thread:
-// blocks of nc columns of packed B (L2), K blocks of kc, then for each micro-panel of MR rows
-// of op(A) (L1) the nr-wide micro-panels of packed B. op(A) is read in place when it is not
-// transposed (its rows are contiguous in K), else its micro-panel is packed on the fly.
-void packed_block(const KernelSet& ks, const Problem& p, const Plan& pl, int m0, int m1, int n0,
-                  int n1) {
+// One K block [pc, pc + kc) of the C block rows [m0, m1) x columns [n0, n1): Bp holds those
+// columns of op(B), packed. For each micro-panel of MR rows of op(A) (kept in L1) the
+// micro-kernel sweeps the B micro-panels (from L2). op(A) is read in place when A is not
+// transposed (its rows are contiguous in K); else its micro-panels come from Ashared (op(A)
+// packed for this K block, rows from 0) or are packed here on the fly into Abuf.
+void packed_kstep(const KernelSet& ks, const Problem& p, int pc, int kc, int m0, int m1,
+                  int n0, int n1, const float* Bp, const float* Ashared, float* Abuf) {
   const int MR = ks.mr, NR = ks.nr;
-  float* Bbuf = t_ws_b.get(static_cast<std::size_t>(pl.nc) * pl.kc);
-  float* Abuf = t_ws_a.get(static_cast<std::size_t>(MR) * pl.kc);
   const bool has_ep = p.ep.bias != nullptr || p.ep.mask != nullptr || p.ep.relu;
-  for (int jc = n0; jc < n1; jc += pl.nc) {
-    const int nc = std::min(pl.nc, n1 - jc);
-    for (int pc = 0; pc < p.K; pc += pl.kc) {
-      const int kc = std::min(pl.kc, p.K - pc);
-      const bool first = pc == 0;
-      const bool last = pc + kc >= p.K;
-      const float beta = first ? p.beta : 1.0f;
-      const float* Bblk = p.tb ? p.B + jc * p.ldb + pc : p.B + pc * p.ldb + jc;
-      ks.pack_b(p.tb, Bblk, p.ldb, kc, nc, Bbuf);
-      for (int m = m0; m < m1; m += MR) {
-        const int mv = std::min(MR, m1 - m);
-        const float* A;
-        std::int64_t rsa, csa;
-        if (!p.ta) {
-          A = p.A + m * p.lda + pc;  // rows in place
-          rsa = p.lda;
-          csa = 1;
-        } else {
-          ks.pack_a(true, p.A + pc * p.lda + m, p.lda, mv, kc, Abuf);
-          A = Abuf;
-          rsa = 1;
-          csa = MR;
-        }
-        for (int jr = 0; jr < nc; jr += NR) {
-          const int n = jc + jr;
-          const int nv = std::min(NR, nc - jr);
-          TileEpilogue tep;
-          const TileEpilogue* epp = nullptr;
-          if (last && has_ep) {
-            tep.bias = p.ep.bias != nullptr ? p.ep.bias + n : nullptr;
-            tep.mask = p.ep.mask != nullptr ? p.ep.mask + m * p.ep.ldm + n : nullptr;
-            tep.ldm = p.ep.ldm;
-            tep.relu = p.ep.relu;
-            epp = &tep;
-          }
-          ks.kernel(kc, A, rsa, csa, Bbuf + static_cast<std::int64_t>(jr) * kc,
-                    p.C + m * p.ldc + n, p.ldc, mv, nv, p.alpha, beta, epp);
-        }
+  const bool last = pc + kc >= p.K;
+  const float beta = pc == 0 ? p.beta : 1.0f;
+  for (int m = m0; m < m1; m += MR) {
+    const int mv = std::min(MR, m1 - m);
+    const float* A;
+    std::int64_t rsa, csa;
+    if (!p.ta) {
+      A = p.A + m * p.lda + pc;  // rows in place
+      rsa = p.lda;
+      csa = 1;
+    } else if (Ashared != nullptr) {
+      A = Ashared + static_cast<std::int64_t>(m) * kc;  // panel m / MR
+      rsa = 1;
+      csa = MR;
+    } else {
+      ks.pack_a(true, p.A + pc * p.lda + m, p.lda, mv, kc, Abuf);
+      A = Abuf;
+      rsa = 1;
+      csa = MR;
+    }
+    for (int jr = 0; jr < n1 - n0; jr += NR) {
+      const int n = n0 + jr;
+      const int nv = std::min(NR, n1 - n);
+      TileEpilogue tep;
+      const TileEpilogue* epp = nullptr;
+      if (last && has_ep) {
+        tep.bias = p.ep.bias != nullptr ? p.ep.bias + n : nullptr;
+        tep.mask = p.ep.mask != nullptr ? p.ep.mask + m * p.ep.ldm + n : nullptr;
+        tep.ldm = p.ep.ldm;
+        tep.relu = p.ep.relu;
+        epp = &tep;
       }
+      ks.kernel(kc, A, rsa, csa, Bp + static_cast<std::int64_t>(jr) * kc, p.C + m * p.ldc + n,
+                p.ldc, mv, nv, p.alpha, beta, epp);
     }
   }
 }
 
-// Cuts C into blocks of whole micro-panels, by columns when there are enough of them (each
-// block packs only its own columns of B: nothing is shared, no thread waits for another),
-// else by rows, a few blocks per thread, claimed dynamically. The arithmetic of each element
-// is the same wherever the cuts fall.
+// The packed algorithm on the C block rows [m0, m1) x columns [n0, n1), on this thread
+// alone: blocks of nc columns of op(B), packed per K block of kc into nr-wide micro-panels
+// that stay in the core's L2, then packed_kstep (op(A) in place or packed on the fly).
+void packed_block(const KernelSet& ks, const Problem& p, const Plan& pl, int m0, int m1, int n0,
+                  int n1) {
+  float* Bbuf = t_ws_b.get(static_cast<std::size_t>(pl.nc) * pl.kc);
+  float* Abuf = t_ws_a.get(static_cast<std::size_t>(ks.mr) * pl.kc);
+  for (int jc = n0; jc < n1; jc += pl.nc) {
+    const int nc = std::min(pl.nc, n1 - jc);
+    for (int pc = 0; pc < p.K; pc += pl.kc) {
+      const int kc = std::min(pl.kc, p.K - pc);
+      const float* Bblk = p.tb ? p.B + jc * p.ldb + pc : p.B + pc * p.ldb + jc;
+      ks.pack_b(p.tb, Bblk, p.ldb, kc, nc, Bbuf);
+      packed_kstep(ks, p, pc, kc, m0, m1, jc, jc + nc, Bbuf, nullptr, Abuf);
+    }
+  }
+}
+
+// Largest op(A) block (floats) packed once and shared by the threads (transA).
+constexpr double kMaxSharedA = 8.0 * 1024 * 1024;
+
+// Pieces of C cut between columns, claimed by guided self-scheduling; each piece packs its
+// own columns of B, so nothing is packed twice and no thread waits for another. When A is
+// not transposed op(A) is read in place. When it is, gathering its micro-panels (strided
+// reads, one row of A per k step) per piece would be repeated by every piece, so each K
+// block of op(A) is first packed once by all threads together (shared; one more fork per
+// K block). With too few columns the cuts go between rows instead. The arithmetic of each
+// element is the same wherever the cuts fall.
 void run_packed(const KernelSet& ks, const Problem& p, int T) {
   const Plan pl = plan_for(ks, p.K);
   if (T <= 1) {
@@ -406,17 +455,41 @@ void run_packed(const KernelSet& ks, const Problem& p, int T) {
     return;
   }
   const int NR = ks.nr, MR = ks.mr;
-  const int pieces = T * kPiecesPerThread;
+  const int pieces = T * pieces_per_thread();
   const bool by_cols = p.N >= pieces * NR || p.N >= p.M;
-  if (by_cols) {
-    const int w = std::max(NR, round_up(ceil_div(p.N, pieces), NR));
-    dynamic_for(T, ceil_div(p.N, w), [&](int i) {
-      packed_block(ks, p, pl, 0, p.M, i * w, std::min(p.N, (i + 1) * w));
+  if (!by_cols) {
+    guided_for(T, p.M, MR, 2 * MR, [&](int m0, int m1) {
+      packed_block(ks, p, pl, m0, m1, 0, p.N);
     });
-  } else {
-    const int h = std::max(MR, round_up(ceil_div(p.M, pieces), MR));
-    dynamic_for(T, ceil_div(p.M, h), [&](int i) {
-      packed_block(ks, p, pl, i * h, std::min(p.M, (i + 1) * h), 0, p.N);
+    return;
+  }
+  const int min_w = std::min(p.N, std::max(2 * NR, round_up(ceil_div(p.N, pieces), NR)));
+  const double a_block = static_cast<double>(round_up(p.M, MR)) * pl.kc;
+  if (!p.ta || a_block > kMaxSharedA) {
+    guided_for(T, p.N, NR, min_w, [&](int n0, int n1) {
+      packed_block(ks, p, pl, 0, p.M, n0, n1);
+    });
+    return;
+  }
+  // transA: op(A) packed once per K block, shared.
+  float* Ashared = t_ws_a.get(static_cast<std::size_t>(a_block));
+  const int panels = ceil_div(p.M, MR);
+  const int ph = ceil_div(panels, pieces);  // A micro-panels per packing piece
+  for (int pc = 0; pc < p.K; pc += pl.kc) {
+    const int kc = std::min(pl.kc, p.K - pc);
+    dynamic_for(T, ceil_div(panels, ph), [&](int i) {
+      const int r0 = i * ph * MR, r1 = std::min(p.M, (i + 1) * ph * MR);
+      ks.pack_a(true, p.A + pc * p.lda + r0, p.lda, r1 - r0, kc,
+                Ashared + static_cast<std::int64_t>(r0) * kc);
+    });
+    guided_for(T, p.N, NR, min_w, [&](int n0, int n1) {
+      float* Bbuf = t_ws_b.get(static_cast<std::size_t>(pl.nc) * pl.kc);
+      for (int jc = n0; jc < n1; jc += pl.nc) {
+        const int nc = std::min(pl.nc, n1 - jc);
+        const float* Bblk = p.tb ? p.B + jc * p.ldb + pc : p.B + pc * p.ldb + jc;
+        ks.pack_b(p.tb, Bblk, p.ldb, kc, nc, Bbuf);
+        packed_kstep(ks, p, pc, kc, 0, p.M, jc, jc + nc, Bbuf, Ashared, nullptr);
+      }
     });
   }
 }

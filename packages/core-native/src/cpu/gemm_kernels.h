@@ -76,6 +76,7 @@ struct Blocking {
   int l2 = 0;   // bytes of L2 given to the packed B block when nc is 0
   int direct_m = 0;  // largest M sent to the direct kernel (B not transposed)
   int dot_m = 0;     // largest M sent to the dot kernel (B transposed)
+  int pieces = 0;    // pieces of C per thread in the threaded paths
 };
 void set_blocking(const Blocking& b);
 Blocking blocking();

@@ -447,6 +447,7 @@ int main(int argc, char** argv) {
   if (const char* e = std::getenv("BSX_L2")) bl.l2 = std::atoi(e);
   if (const char* e = std::getenv("BSX_DIRECT_M")) bl.direct_m = std::atoi(e);
   if (const char* e = std::getenv("BSX_DOT_M")) bl.dot_m = std::atoi(e);
+  if (const char* e = std::getenv("BSX_PIECES")) bl.pieces = std::atoi(e);
   gemm_detail::set_blocking(bl);
 
   const CpuFeatures& f = cpu_features();
