@@ -445,3 +445,132 @@ describe('native argument checks', () => {
     expect(() => e.getTensor(0, 'snapshot')).toThrow(/snapshot/);
   });
 });
+
+describe('the fused small-batch SGD path (b <= 4 by default, kernels up to 8)', () => {
+  // Widths with whole vectors and tails on every SIMD path (37 = 2x16 + 5, 300 = 18x16 + 12),
+  // and a 300x260 layer large enough to be cut across threads.
+  const SB_WIDTHS = [37, 300, 260, 10];
+  const SB_COUNT = 64;
+  const rnd = lcg(5);
+  const sbFeatures = new Float32Array(SB_COUNT * SB_WIDTHS[0]!).map(() => rnd() * 2 - 1);
+  const sbLabels = new Uint8Array(SB_COUNT).map(() => Math.floor(rnd() * 10));
+  const sbData = Dataset.fromArrays(sbFeatures, sbLabels, { dim: SB_WIDTHS[0]!, classes: 10, name: 'synthetic-sb' });
+  const gemm = binding().gemm;
+  const defaultPath = gemm.simdPath();
+  const defaultThreads = gemm.threads();
+
+  function restore(): void {
+    gemm.setSimdPath(defaultPath);
+    gemm.setThreads(defaultThreads);
+    gemm.setSmallBatchMax(-1);
+  }
+
+  function sbEnsemble(replicas: number): Ensemble {
+    const ens = new Ensemble({ replicas, widths: SB_WIDTHS });
+    ens.init(Array.from({ length: replicas }, (_, r) => 100 + r));
+    const r2 = lcg(17);
+    for (let l = 0; l < 3; l++) ens.setTensor(2 * l + 1, ens.getTensor(2 * l + 1).data.map(() => (r2() - 0.5) * 0.2));
+    ens.setOptimizer('sgd');
+    return ens;
+  }
+
+  function sbIndices(replicas: number, n: number, salt: number): Int32Array {
+    const idx = new Int32Array(replicas * n);
+    for (let r = 0; r < replicas; r++) for (let i = 0; i < n; i++) idx[r * n + i] = (13 * i + 5 * r + salt) % SB_COUNT;
+    return idx;
+  }
+
+  it('matches the float64 reference at b = 1..8 on every SIMD path (last step short)', async () => {
+    try {
+      expect(gemm.smallBatchMax()).toBe(4);
+      gemm.setSmallBatchMax(8); // every instantiated kernel, beyond the default's b <= 4
+      for (const path of gemm.availableSimdPaths()) {
+        gemm.setSimdPath(path);
+        for (const b of [1, 2, 3, 5, 8]) {
+          const replicas = 2;
+          const n = 2 * b + Math.max(1, b - 1); // three steps, the last one short when b > 1
+          const lr = [0.05, 0.1];
+          const ens = sbEnsemble(replicas);
+          const refs = Array.from({ length: replicas }, (_, r) => refParams(ens, r));
+          const idx = sbIndices(replicas, n, b);
+          const loss = await ens.train(sbData, idx, { batchSize: b, lr });
+          for (let r = 0; r < replicas; r++) {
+            let sum = 0;
+            for (let off = 0; off < n; off += b) {
+              const ids = Array.from(idx.subarray(r * n + off, r * n + Math.min(n, off + b)));
+              sum += refStep(SB_WIDTHS, refs[r]!, rowsOf(sbData, sbFeatures, ids), ids.map((i) => sbLabels[i]!), lr[r]!) * ids.length;
+            }
+            expect(loss[r], `${path} b=${b} loss r${r}`).toBeCloseTo(sum / n, 5);
+            const got = refParams(ens, r);
+            for (let l = 0; l < 3; l++) {
+              expectClose(got.W[l]!, refs[r]!.W[l]!, 1e-6, 1e-4, `${path} b=${b} W${l} r${r}`);
+              expectClose(got.b[l]!, refs[r]!.b[l]!, 1e-6, 1e-4, `${path} b=${b} b${l} r${r}`);
+            }
+          }
+          expect(Array.from(ens.optimizerSteps())).toEqual([3, 3]);
+        }
+      }
+    } finally {
+      restore();
+    }
+  });
+
+  it('equals the GEMM path to float rounding, and is bit-identical on 1 and 2 threads', async () => {
+    try {
+      // one replica: its layers are cut across threads; three: threads take whole replicas
+      const run = async (smallMax: number, threads: number, b: number, replicas: number): Promise<{ loss: Float64Array; params: Float32Array[] }> => {
+        gemm.setSmallBatchMax(smallMax);
+        gemm.setThreads(threads);
+        const ens = sbEnsemble(replicas);
+        const loss = await ens.train(sbData, sbIndices(replicas, 6 * b + 1, 2), { batchSize: b, lr: 0.1 });
+        return { loss, params: ens.parameters().map((t) => Float32Array.from(t.data)) };
+      };
+      for (const [b, replicas] of [[1, 1], [4, 1], [8, 1], [1, 3], [5, 3]] as const) {
+        const fused1 = await run(8, 1, b, replicas);
+        const fused2 = await run(8, 2, b, replicas);
+        const viaGemm = await run(0, 2, b, replicas);
+        fused1.params.forEach((p, t) => expect(Array.from(fused2.params[t]!), `b=${b} tensor ${t}`).toEqual(Array.from(p)));
+        expect(Array.from(fused2.loss)).toEqual(Array.from(fused1.loss));
+        fused1.params.forEach((p, t) => expectClose(p, viaGemm.params[t]!, 1e-6, 1e-4, `b=${b} fused vs GEMM tensor ${t}`));
+        fused1.loss.forEach((v, r) => expect(v).toBeCloseTo(viaGemm.loss[r]!, 5));
+      }
+    } finally {
+      restore();
+    }
+  });
+
+  it('gradient trials: the same statistics, histograms and S as through the GEMMs', async () => {
+    try {
+      const edges = Array.from({ length: 41 }, (_, i) => -0.2 + (0.4 * i) / 40);
+      const trial = async (smallMax: number, b: number) => {
+        gemm.setSmallBatchMax(smallMax);
+        const ens = sbEnsemble(3);
+        ens.snapshot();
+        return ens.gradTrials(sbData, sbIndices(3, 4 * b + 1, 7), { batchSize: b, lr: 0.1, edgesMean: edges, edgesSum: edges, exportS: true });
+      };
+      for (const b of [1, 3, 8]) {
+        const fused = await trial(8, b);
+        const viaGemm = await trial(0, b);
+        expect(fused.stats.steps).toBe(viaGemm.stats.steps);
+        for (const key of ['sumNormMean', 'sumNormSum', 'stepNormMean', 'stepNormSum', 'firstStepNorm2'] as const) {
+          expectClose(fused.stats[key], viaGemm.stats[key], 1e-7, 1e-5, `b=${b} ${key}`);
+        }
+        expectClose(fused.s!.data, viaGemm.s!.data, 1e-7, 1e-4, `b=${b} S`);
+        // values may move across a bin edge by rounding: compare the totals and the counts to within a few
+        const total = (h: ArrayLike<number>): number => Array.from(h).reduce((a, v) => a + v, 0);
+        expect(total(fused.hist.mean)).toBe(total(viaGemm.hist.mean));
+        const moved = Array.from(fused.hist.mean).reduce((a, v, i) => a + Math.abs(v - viaGemm.hist.mean[i]!), 0);
+        expect(moved, `b=${b} histogram counts moved`).toBeLessThanOrEqual(4);
+      }
+    } finally {
+      restore();
+    }
+  });
+
+  it('setSmallBatchMax rejects values outside [-1, 8]', () => {
+    expect(() => gemm.setSmallBatchMax(9)).toThrow(RangeError);
+    expect(() => gemm.setSmallBatchMax(1.5)).toThrow(RangeError);
+    expect(() => (gemm.setSmallBatchMax as (n: unknown) => void)('4')).toThrow(TypeError);
+    expect(gemm.smallBatchMax()).toBe(4);
+  });
+});

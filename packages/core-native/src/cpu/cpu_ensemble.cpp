@@ -4,6 +4,7 @@
 #include "cpu/cpu_ensemble.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/philox.h"
+#include "cpu/smallb.h"
 #include "cpu/thread_pool.h"
 
 namespace bsx::cpu {
@@ -20,6 +22,41 @@ namespace {
 // Rows per evaluation chunk: large enough for an efficient GEMM, small enough that R replicas'
 // activations stay modest.
 constexpr std::int64_t kEvalChunk = 512;
+
+// Below this many weights, a small-batch layer runs on the calling thread alone: cutting it
+// across threads would cost more than it saves.
+constexpr std::int64_t kSmallBatchParallelWeights = 65536;
+
+// Runs body(begin, end) over [0, n) cut into one piece per thread at multiples of `align`,
+// or inline when `weights` (the layer's size) is small.
+template <typename F>
+void split_layer(int n, int align, std::int64_t weights, F&& body) {
+  const int units = (n + align - 1) / align;
+  if (weights < kSmallBatchParallelWeights || units < 2 || num_threads() < 2) {
+    body(0, n);
+    return;
+  }
+  parallel_for(units, [&](std::int64_t lo, std::int64_t hi, int) {
+    body(static_cast<int>(lo) * align, std::min(n, static_cast<int>(hi) * align));
+  });
+}
+
+// One step of a gradient trial: adds the last layer's gradient g (of the batch-mean loss, b
+// samples) to S_mean and b*g to S_sum, and its norm to the step-norm sums (stats layout in
+// engine/ensemble.h); the first step also records |g_1|^2.
+void trial_step(const float* g, std::int64_t numel, int b, bool first, double* s_mean,
+                double* s_sum, double* st) {
+  double n2 = 0;
+  for (std::int64_t i = 0; i < numel; ++i) {
+    const double v = g[i];
+    n2 += v * v;
+    s_mean[i] += v;
+    s_sum[i] += b * v;
+  }
+  st[2] += std::sqrt(n2);
+  st[3] += b * std::sqrt(n2);
+  if (first) st[4] = n2;
+}
 }  // namespace
 
 CpuEnsemble::CpuEnsemble(int replicas, std::vector<int> widths)
@@ -262,8 +299,16 @@ void CpuEnsemble::train(const Dataset& data, const std::int32_t* indices, std::i
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
   if (opt_.kind == OptimizerKind::Adam && adam_m_[0].size() != param_[0].size())
     reset_optimizer_state();
-  ensure_workspace(std::min<std::int64_t>(batch, n));
   std::vector<double> loss(replicas_, 0.0);
+  if (use_small_batch(batch)) {
+    for_each_replica_small_batch([&](int r, SmallBatchWorkspace& ws) {
+      small_batch_steps(data, r, indices + static_cast<std::int64_t>(r) * n, n, batch, lr[r],
+                        &loss[r], nullptr, ws);
+    });
+    for (int r = 0; r < replicas_; ++r) loss_out[r] = loss[r] / static_cast<double>(n);
+    return;
+  }
+  ensure_workspace(std::min<std::int64_t>(batch, n));
   std::vector<std::int64_t> hits(replicas_, 0);
   for (std::int64_t off = 0; off < n; off += batch) {
     const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
@@ -394,6 +439,91 @@ void CpuEnsemble::reset_to_snapshot() {
   for (int t = 0; t < tensor_count(); ++t) param_[t] = snap_[t];
 }
 
+bool CpuEnsemble::use_small_batch(int batch) const {
+  return opt_.kind == OptimizerKind::Sgd && batch <= small_batch_max();
+}
+
+template <typename F>
+void CpuEnsemble::for_each_replica_small_batch(F&& fn) {
+  const int T = num_threads();
+  if (static_cast<int>(sb_ws_.size()) < T) sb_ws_.resize(T);
+  if (replicas_ >= T && T > 1) {
+    // whole replicas per thread: no barrier inside a step (layer cuts run inline)
+    parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int t) {
+      for (std::int64_t r = lo; r < hi; ++r) fn(static_cast<int>(r), sb_ws_[t]);
+    });
+  } else {
+    for (int r = 0; r < replicas_; ++r) fn(r, sb_ws_[0]);
+  }
+}
+
+void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32_t* idx,
+                                    std::int64_t n, int batch, float lr, double* loss_sum,
+                                    TrialSink* trial, SmallBatchWorkspace& ws) {
+  const SmallBatchKernels& ks = small_batch_kernels();
+  const int L = layers();
+  const int C = widths_.back();
+  const std::int64_t last_numel = tensor_numel(2 * (L - 1));
+  ws.act.resize(widths_.size());
+  ws.delta.resize(widths_.size());
+  for (int l = 1; l <= L; ++l) {
+    const std::size_t need = static_cast<std::size_t>(kSmallBatchKernelMax) * widths_[l];
+    if (ws.act[l].size() < need) ws.act[l].assign(need, 0.0f);
+    if (ws.delta[l].size() < need) ws.delta[l].assign(need, 0.0f);
+  }
+  if (trial != nullptr && static_cast<std::int64_t>(ws.grad.size()) < last_numel)
+    ws.grad.assign(static_cast<std::size_t>(last_numel), 0.0f);
+  // Layer l's weights and bias of replica r; its input rows (xs[l][s]).
+  std::vector<float*> W(L), bias(L);
+  std::vector<std::array<const float*, kSmallBatchKernelMax>> xs(L);
+  for (int l = 0; l < L; ++l) {
+    W[l] = param_[2 * l].data() + static_cast<std::int64_t>(r) * tensor_numel(2 * l);
+    bias[l] = param_[2 * l + 1].data() + static_cast<std::int64_t>(r) * widths_[l + 1];
+    if (l > 0)
+      for (int s = 0; s < kSmallBatchKernelMax; ++s)
+        xs[l][s] = ws.act[l].data() + static_cast<std::int64_t>(s) * widths_[l];
+  }
+  std::int32_t labels[kSmallBatchKernelMax];
+  std::int64_t hits = 0;
+  std::int64_t steps = 0;
+  for (std::int64_t off = 0; off < n; off += batch, ++steps) {
+    const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
+    for (int s = 0; s < b; ++s) {
+      xs[0][s] = data.row(idx[off + s]);
+      labels[s] = data.labels[idx[off + s]];
+    }
+    for (int l = 0; l < L; ++l) {
+      const int in = widths_[l], out = widths_[l + 1];
+      const bool relu = l < L - 1;
+      float* y = ws.act[l + 1].data();
+      split_layer(out, 4, static_cast<std::int64_t>(in) * out, [&](int j0, int j1) {
+        ks.forward_rows(W[l], bias[l], in, out, xs[l].data(), b, relu, y, j0, j1);
+      });
+    }
+    log_softmax_nll(ws.act[L].data(), labels, b, C, 1.0f / static_cast<float>(b),
+                    ws.delta[L].data(), loss_sum, &hits);
+    for (int l = L - 1; l >= 0; --l) {
+      const int in = widths_[l], out = widths_[l + 1];
+      const float* delta = ws.delta[l + 1].data();
+      float* dx = l > 0 ? ws.delta[l].data() : nullptr;
+      float* grad = (trial != nullptr && l == L - 1) ? ws.grad.data() : nullptr;
+      split_layer(in, ks.align, static_cast<std::int64_t>(in) * out, [&](int k0, int k1) {
+        ks.backward_cols(W[l], in, out, delta, xs[l].data(), b, lr, l > 0, dx, grad, k0, k1);
+      });
+      // the bias: its gradient is the column sums of delta (in row order, as column_sums)
+      for (int j = 0; j < out; ++j) {
+        float g = 0.0f;
+        for (int s = 0; s < b; ++s) g += delta[static_cast<std::int64_t>(s) * out + j];
+        bias[l][j] -= lr * g;
+      }
+    }
+    if (trial != nullptr)
+      trial_step(ws.grad.data(), last_numel, b, off == 0, trial->s_mean, trial->s_sum,
+                 trial->stats);
+  }
+  steps_[r] += steps;
+}
+
 GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_t* indices,
                                           std::int64_t n, int batch, float lr,
                                           const HistogramSpec& hist_mean,
@@ -414,11 +544,20 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
   std::vector<double> s_mean(total, 0.0), s_sum(total, 0.0);
   GradTrialsResult res;
   res.stats.assign(static_cast<std::size_t>(replicas_) * kTrialStats, 0.0);
+  const std::int64_t steps = (n + batch - 1) / batch;
+  if (use_small_batch(batch)) {
+    for_each_replica_small_batch([&](int r, SmallBatchWorkspace& ws) {
+      TrialSink sink{s_mean.data() + r * numel, s_sum.data() + r * numel,
+                     res.stats.data() + r * kTrialStats};
+      double loss = 0;
+      small_batch_steps(data, r, indices + static_cast<std::int64_t>(r) * n, n, batch, lr,
+                        &loss, &sink, ws);
+    });
+  } else {
   std::vector<float> lr_all(replicas_, lr);
   std::vector<double> loss(replicas_, 0.0);
   std::vector<std::int64_t> hits(replicas_, 0);
-  std::int64_t steps = 0;
-  for (std::int64_t off = 0; off < n; off += batch, ++steps) {
+  for (std::int64_t off = 0; off < n; off += batch) {
     const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
     gather(data, indices, n, off, b);
     forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b);
@@ -427,24 +566,12 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
     const float* g = grad_[last].data();
     const bool first = off == 0;
     parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int) {
-      for (std::int64_t r = lo; r < hi; ++r) {
-        const float* gr = g + r * numel;
-        double* sm = s_mean.data() + r * numel;
-        double* ss = s_sum.data() + r * numel;
-        double n2 = 0;
-        for (std::int64_t i = 0; i < numel; ++i) {
-          const double v = gr[i];
-          n2 += v * v;
-          sm[i] += v;
-          ss[i] += b * v;
-        }
-        double* st = res.stats.data() + r * kTrialStats;
-        st[2] += std::sqrt(n2);
-        st[3] += b * std::sqrt(n2);
-        if (first) st[4] = n2;
-      }
+      for (std::int64_t r = lo; r < hi; ++r)
+        trial_step(g + r * numel, numel, b, first, s_mean.data() + r * numel,
+                   s_sum.data() + r * numel, res.stats.data() + r * kTrialStats);
     });
     apply_update(lr_all.data());
+  }
   }
   const int hm = hist_mean.bins + 3, hs = hist_sum.bins + 3;
   // per-replica counts, summed in replica order afterwards (integers: exact either way)

@@ -48,6 +48,33 @@ class CpuEnsemble final : public Ensemble {
   // Backward from deltas_.back() into grad_ (all tensors).
   void backward(std::int64_t rows);
   void apply_update(const float* lr);
+
+  // The small-batch path (cpu/smallb.h): SGD at b <= small_batch_max(), each replica's steps
+  // back to back (its weights stay in cache from step to step). With at least as many
+  // replicas as threads, threads take whole replicas; else each layer's rows or columns are
+  // cut across the threads. Results equal the GEMM path's to float rounding and do not
+  // depend on the thread count.
+  bool use_small_batch(int batch) const;
+  struct SmallBatchWorkspace {
+    std::vector<std::vector<float>> act;    // [b, widths[l]], l = 1..L
+    std::vector<std::vector<float>> delta;  // [b, widths[l]], l = 1..L
+    std::vector<float> grad;                // the last weight's gradient (trials)
+  };
+  // Statistics of gradient trials, accumulated step by step (see grad_trials).
+  struct TrialSink {
+    double* s_mean;  // [numel of the last weight]
+    double* s_sum;
+    double* stats;   // the replica's kTrialStats row
+  };
+  // Runs `fn(r, workspace)` for every replica r, in parallel over replicas when there are
+  // enough of them.
+  template <typename F>
+  void for_each_replica_small_batch(F&& fn);
+  // Steps of replica r over idx[0..n) in batches of `batch`; adds the loss sums to *loss_sum.
+  // trial (nullable): accumulate the last layer's gradient statistics.
+  void small_batch_steps(const Dataset& data, int r, const std::int32_t* idx, std::int64_t n,
+                         int batch, float lr, double* loss_sum, TrialSink* trial,
+                         SmallBatchWorkspace& ws);
   void check_dataset(const Dataset& data) const;
   void check_indices(const Dataset& data, const std::int32_t* indices, std::int64_t count) const;
 
@@ -56,6 +83,7 @@ class CpuEnsemble final : public Ensemble {
   std::vector<std::vector<float>> deltas_;  // deltas_[l]: [R, rows, widths[l]], l = 1..L
   std::vector<std::int32_t> labels_;        // [R, rows]
   std::int64_t capacity_rows_ = 0;
+  std::vector<SmallBatchWorkspace> sb_ws_;  // one per pool thread
 };
 
 }  // namespace bsx::cpu

@@ -16,6 +16,7 @@
 #include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/peak.h"
+#include "cpu/smallb.h"
 #include "cpu/thread_pool.h"
 #include "napi/register.h"
 
@@ -300,6 +301,30 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value SmallBatchMax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::Number::New(env, Guard(env, "smallBatchMax", [] { return cpu::small_batch_max(); }));
+}
+
+// Largest batch of the fused small-batch path (up to kSmallBatchKernelMax); 0 sends every
+// batch through the GEMMs, -1 restores the default (tests cover both paths with it).
+Napi::Value SetSmallBatchMax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber())
+    Type(env, "setSmallBatchMax: n must be an integer, got " +
+                  (info.Length() < 1 ? std::string("nothing") : Kind(info[0])));
+  const double n = info[0].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(n) || std::floor(n) != n || n < -1 || n > cpu::kSmallBatchKernelMax)
+    Range(env, "setSmallBatchMax: n must be an integer in [-1, " +
+                   std::to_string(cpu::kSmallBatchKernelMax) + "], got " +
+                   info[0].ToString().Utf8Value());
+  Guard(env, "setSmallBatchMax", [&] {
+    cpu::set_small_batch_max(static_cast<int>(n));
+    return 0;
+  });
+  return env.Undefined();
+}
+
 Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double seconds = 0.5;
@@ -330,6 +355,8 @@ void RegisterGemm(Napi::Env env, Napi::Object exports) {
   g.Set("availableSimdPaths", Napi::Function::New(env, AvailableSimdPaths, "availableSimdPaths"));
   g.Set("threads", Napi::Function::New(env, Threads, "threads"));
   g.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  g.Set("smallBatchMax", Napi::Function::New(env, SmallBatchMax, "smallBatchMax"));
+  g.Set("setSmallBatchMax", Napi::Function::New(env, SetSmallBatchMax, "setSmallBatchMax"));
   g.Set("peakGflops", Napi::Function::New(env, PeakGflops, "peakGflops"));
   g.Set("kernelName", Napi::Function::New(env, KernelName, "kernelName"));
   exports.Set("gemm", g);

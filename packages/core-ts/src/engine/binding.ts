@@ -136,6 +136,10 @@ export interface NativeGemm {
   setThreads(n: number): void;
   peakGflops(seconds: number): number;
   kernelName(): string;
+  /** Largest batch of the fused small-batch SGD path (0: every batch through the GEMMs). */
+  smallBatchMax(): number;
+  /** Sets it (0..8; the default is 4); -1 restores the default. */
+  setSmallBatchMax(n: number): void;
 }
 
 export interface NativeBinding {
