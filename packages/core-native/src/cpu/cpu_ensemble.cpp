@@ -145,15 +145,18 @@ void CpuEnsemble::reset_optimizer_state() {
   }
 }
 
-void CpuEnsemble::ensure_workspace(std::int64_t rows) {
-  if (rows <= capacity_rows_) return;
+void CpuEnsemble::ensure_workspace(std::int64_t rows, int count) {
+  if (rows <= capacity_rows_ && count <= capacity_reps_) return;
+  rows = std::max(rows, capacity_rows_);
+  count = std::max(count, capacity_reps_);
   for (std::size_t l = 0; l < widths_.size(); ++l) {
-    const std::size_t n = static_cast<std::size_t>(replicas_) * rows * widths_[l];
+    const std::size_t n = static_cast<std::size_t>(count) * rows * widths_[l];
     act_[l].assign(n, 0.0f);
     if (l > 0) deltas_[l].assign(n, 0.0f);
   }
-  labels_.assign(static_cast<std::size_t>(replicas_) * rows, 0);
+  labels_.assign(static_cast<std::size_t>(count) * rows, 0);
   capacity_rows_ = rows;
+  capacity_reps_ = count;
 }
 
 void CpuEnsemble::check_dataset(const Dataset& data) const {
@@ -177,13 +180,13 @@ void CpuEnsemble::check_indices(const Dataset& data, const std::int32_t* indices
 }
 
 void CpuEnsemble::gather(const Dataset& data, const std::int32_t* indices, std::int64_t stride,
-                         std::int64_t offset, int b) {
+                         std::int64_t offset, int b, Reps g) {
   const std::int64_t dim = widths_.front();
   float* x = act_[0].data();
-  parallel_for(static_cast<std::int64_t>(replicas_) * b, [&](std::int64_t lo, std::int64_t hi, int) {
+  parallel_for(static_cast<std::int64_t>(g.count) * b, [&](std::int64_t lo, std::int64_t hi, int) {
     for (std::int64_t k = lo; k < hi; ++k) {
       const std::int64_t r = k / b, i = k % b;
-      const std::int32_t idx = indices[r * stride + offset + i];
+      const std::int32_t idx = indices[(g.r0 + r) * stride + offset + i];
       std::memcpy(x + (r * b + i) * dim, data.row(idx), sizeof(float) * dim);
       labels_[r * b + i] = data.labels[idx];
     }
@@ -191,7 +194,7 @@ void CpuEnsemble::gather(const Dataset& data, const std::int32_t* indices, std::
 }
 
 void CpuEnsemble::forward_layers(const float* input, std::int64_t input_stride,
-                                 std::int64_t rows) {
+                                 std::int64_t rows, Reps g) {
   const int L = layers();
   const int m = static_cast<int>(rows);
   for (int l = 0; l < L; ++l) {
@@ -203,22 +206,22 @@ void CpuEnsemble::forward_layers(const float* input, std::int64_t input_stride,
     s.c = rows * out;
     s.bias = out;
     Epilogue ep;
-    ep.bias = param_[2 * l + 1].data();
+    ep.bias = param_[2 * l + 1].data() + static_cast<std::int64_t>(g.r0) * out;
     ep.relu = l < L - 1;
     // act[l+1][r] (rows, out) = act[l][r] (rows, in) * W[r]^T (in, out) + b[r]
-    sgemm_batched(replicas_, s, false, true, m, out, in, 1.0f, A, in, param_[2 * l].data(), in,
-                  0.0f, act_[l + 1].data(), out, ep);
+    sgemm_batched(g.count, s, false, true, m, out, in, 1.0f, A, in,
+                  param_[2 * l].data() + g.r0 * s.b, in, 0.0f, act_[l + 1].data(), out, ep);
   }
 }
 
 void CpuEnsemble::loss_head(const std::int32_t* labels, std::int64_t labels_stride,
                             std::int64_t rows, bool want_grad, double* loss_sum,
-                            std::int64_t* correct) {
+                            std::int64_t* correct, Reps g) {
   const int C = widths_.back();
   const float* logits = act_.back().data();
   float* dl = want_grad ? deltas_.back().data() : nullptr;
   const float scale = 1.0f / static_cast<float>(rows);
-  parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int) {
+  parallel_for(g.count, [&](std::int64_t lo, std::int64_t hi, int) {
     for (std::int64_t r = lo; r < hi; ++r) {
       double ls = 0;
       std::int64_t hits = 0;
@@ -230,7 +233,7 @@ void CpuEnsemble::loss_head(const std::int32_t* labels, std::int64_t labels_stri
   });
 }
 
-void CpuEnsemble::backward(std::int64_t rows) {
+void CpuEnsemble::backward(std::int64_t rows, Reps g) {
   const int L = layers();
   const int b = static_cast<int>(rows);
   for (int l = L - 1; l >= 0; --l) {
@@ -241,11 +244,11 @@ void CpuEnsemble::backward(std::int64_t rows) {
     sw.a = rows * out;
     sw.b = rows * in;
     sw.c = static_cast<std::int64_t>(out) * in;
-    sgemm_batched(replicas_, sw, true, false, out, in, b, 1.0f, delta, out, act_[l].data(), in,
-                  0.0f, grad_[2 * l].data(), in);
+    sgemm_batched(g.count, sw, true, false, out, in, b, 1.0f, delta, out, act_[l].data(), in,
+                  0.0f, grad_[2 * l].data() + g.r0 * sw.c, in);
     // db[r] (out) = column sums of delta[r]
-    float* gb = grad_[2 * l + 1].data();
-    parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int) {
+    float* gb = grad_[2 * l + 1].data() + static_cast<std::int64_t>(g.r0) * out;
+    parallel_for(g.count, [&](std::int64_t lo, std::int64_t hi, int) {
       for (std::int64_t r = lo; r < hi; ++r)
         column_sums(delta + r * rows * out, rows, out, gb + r * out);
     });
@@ -259,23 +262,24 @@ void CpuEnsemble::backward(std::int64_t rows) {
       Epilogue ep;
       ep.mask = act_[l].data();
       ep.ldm = in;
-      sgemm_batched(replicas_, sd, false, false, b, in, out, 1.0f, delta, out,
-                    param_[2 * l].data(), in, 0.0f, deltas_[l].data(), in, ep);
+      sgemm_batched(g.count, sd, false, false, b, in, out, 1.0f, delta, out,
+                    param_[2 * l].data() + g.r0 * sd.b, in, 0.0f, deltas_[l].data(), in, ep);
     }
   }
 }
 
-void CpuEnsemble::apply_update(const float* lr) {
+void CpuEnsemble::apply_update(const float* lr, Reps g) {
   const int T = tensor_count();
-  for (int r = 0; r < replicas_; ++r) steps_[r] += 1;
+  for (int r = g.r0; r < g.r0 + g.count; ++r) steps_[r] += 1;
   for (int t = 0; t < T; ++t) {
     const std::int64_t n = tensor_numel(t);
-    parallel_for(static_cast<std::int64_t>(replicas_) * n, [&](std::int64_t lo, std::int64_t hi, int) {
+    const std::int64_t base = static_cast<std::int64_t>(g.r0) * n;
+    parallel_for(static_cast<std::int64_t>(g.count) * n, [&](std::int64_t lo, std::int64_t hi, int) {
       // split [lo, hi) at replica boundaries: each replica has its own lr and step count
-      std::int64_t i = lo;
-      while (i < hi) {
+      std::int64_t i = base + lo;
+      while (i < base + hi) {
         const std::int64_t r = i / n;
-        const std::int64_t end = std::min(hi, (r + 1) * n);
+        const std::int64_t end = std::min(base + hi, (r + 1) * n);
         float* p = param_[t].data() + i;
         const float* g = grad_[t].data() + i;
         if (opt_.kind == OptimizerKind::Sgd) {
@@ -308,15 +312,20 @@ void CpuEnsemble::train(const Dataset& data, const std::int32_t* indices, std::i
     for (int r = 0; r < replicas_; ++r) loss_out[r] = loss[r] / static_cast<double>(n);
     return;
   }
-  ensure_workspace(std::min<std::int64_t>(batch, n));
+  ensure_workspace(std::min<std::int64_t>(batch, n), 1);
   std::vector<std::int64_t> hits(replicas_, 0);
-  for (std::int64_t off = 0; off < n; off += batch) {
-    const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
-    gather(data, indices, n, off, b);
-    forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b);
-    loss_head(labels_.data(), b, b, true, loss.data(), hits.data());
-    backward(b);
-    apply_update(lr);
+  // one replica at a time: its weights, gradients and activations stay in cache from step
+  // to step (all replicas at once would stream R times as much through memory every step)
+  for (int r = 0; r < replicas_; ++r) {
+    const Reps g{r, 1};
+    for (std::int64_t off = 0; off < n; off += batch) {
+      const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
+      gather(data, indices, n, off, b, g);
+      forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b, g);
+      loss_head(labels_.data(), b, b, true, &loss[r], &hits[r], g);
+      backward(b, g);
+      apply_update(lr, g);
+    }
   }
   for (int r = 0; r < replicas_; ++r) loss_out[r] = loss[r] / static_cast<double>(n);
 }
@@ -331,13 +340,15 @@ EvalResult CpuEnsemble::evaluate(const Dataset& data, std::int64_t start, std::i
   res.loss_sum.assign(replicas_, 0.0);
   res.correct.assign(replicas_, 0);
   res.count = count;
-  ensure_workspace(std::min(kEvalChunk, count));
-  for (std::int64_t off = 0; off < count; off += kEvalChunk) {
-    const std::int64_t rows = std::min(kEvalChunk, count - off);
-    // all replicas read the same input rows: stride 0 between replicas
-    forward_layers(data.row(start + off), 0, rows);
-    loss_head(data.labels.data() + start + off, 0, rows, false, res.loss_sum.data(),
-              res.correct.data());
+  ensure_workspace(std::min(kEvalChunk, count), 1);
+  for (int r = 0; r < replicas_; ++r) {  // one replica at a time, as in train()
+    const Reps g{r, 1};
+    for (std::int64_t off = 0; off < count; off += kEvalChunk) {
+      const std::int64_t rows = std::min(kEvalChunk, count - off);
+      forward_layers(data.row(start + off), 0, rows, g);
+      loss_head(data.labels.data() + start + off, 0, rows, false, &res.loss_sum[r],
+                &res.correct[r], g);
+    }
   }
   return res;
 }
@@ -347,9 +358,10 @@ void CpuEnsemble::forward(const Dataset& data, const std::int32_t* indices, int 
   check_dataset(data);
   if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * batch);
-  ensure_workspace(batch);
-  gather(data, indices, batch, 0, batch);
-  forward_layers(act_[0].data(), static_cast<std::int64_t>(batch) * widths_.front(), batch);
+  ensure_workspace(batch, replicas_);
+  const Reps all{0, replicas_};
+  gather(data, indices, batch, 0, batch, all);
+  forward_layers(act_[0].data(), static_cast<std::int64_t>(batch) * widths_.front(), batch, all);
   const int C = widths_.back();
   const float* z = act_.back().data();
   const std::int64_t rows = static_cast<std::int64_t>(replicas_) * batch;
@@ -370,13 +382,14 @@ void CpuEnsemble::gradients(const Dataset& data, const std::int32_t* indices, in
   if (static_cast<int>(grads.size()) != tensor_count())
     throw std::invalid_argument("gradients: one output per tensor expected");
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * batch);
-  ensure_workspace(batch);
-  gather(data, indices, batch, 0, batch);
-  forward_layers(act_[0].data(), static_cast<std::int64_t>(batch) * widths_.front(), batch);
+  ensure_workspace(batch, replicas_);
+  const Reps all{0, replicas_};
+  gather(data, indices, batch, 0, batch, all);
+  forward_layers(act_[0].data(), static_cast<std::int64_t>(batch) * widths_.front(), batch, all);
   std::vector<double> loss(replicas_, 0.0);
   std::vector<std::int64_t> hits(replicas_, 0);
-  loss_head(labels_.data(), batch, batch, true, loss.data(), hits.data());
-  backward(batch);
+  loss_head(labels_.data(), batch, batch, true, loss.data(), hits.data(), all);
+  backward(batch, all);
   for (int t = 0; t < tensor_count(); ++t)
     std::memcpy(grads[t], grad_[t].data(), sizeof(float) * grad_[t].size());
   for (int r = 0; r < replicas_; ++r) loss_out[r] = loss[r] / batch;
@@ -537,7 +550,6 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
   if (opt_.kind != OptimizerKind::Sgd)
     throw std::invalid_argument("grad_trials: the trials take plain SGD steps; set the optimizer to sgd");
-  ensure_workspace(std::min<std::int64_t>(batch, n));
   const int last = 2 * (layers() - 1);  // the last layer's weight matrix
   const std::int64_t numel = tensor_numel(last);
   const std::size_t total = static_cast<std::size_t>(replicas_) * numel;
@@ -554,24 +566,24 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
                         &loss, &sink, ws);
     });
   } else {
-  std::vector<float> lr_all(replicas_, lr);
-  std::vector<double> loss(replicas_, 0.0);
-  std::vector<std::int64_t> hits(replicas_, 0);
-  for (std::int64_t off = 0; off < n; off += batch) {
-    const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
-    gather(data, indices, n, off, b);
-    forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b);
-    loss_head(labels_.data(), b, b, true, loss.data(), hits.data());
-    backward(b);
-    const float* g = grad_[last].data();
-    const bool first = off == 0;
-    parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int) {
-      for (std::int64_t r = lo; r < hi; ++r)
-        trial_step(g + r * numel, numel, b, first, s_mean.data() + r * numel,
-                   s_sum.data() + r * numel, res.stats.data() + r * kTrialStats);
-    });
-    apply_update(lr_all.data());
-  }
+    ensure_workspace(std::min<std::int64_t>(batch, n), 1);
+    std::vector<float> lr_all(replicas_, lr);
+    for (int r = 0; r < replicas_; ++r) {  // one replica at a time, as in train()
+      const Reps g{r, 1};
+      double loss = 0;
+      std::int64_t hits = 0;
+      for (std::int64_t off = 0; off < n; off += batch) {
+        const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
+        gather(data, indices, n, off, b, g);
+        forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b, g);
+        loss_head(labels_.data(), b, b, true, &loss, &hits, g);
+        backward(b, g);
+        trial_step(grad_[last].data() + r * numel, numel, b, off == 0,
+                   s_mean.data() + r * numel, s_sum.data() + r * numel,
+                   res.stats.data() + r * kTrialStats);
+        apply_update(lr_all.data(), g);
+      }
+    }
   }
   const int hm = hist_mean.bins + 3, hs = hist_sum.bins + 3;
   // per-replica counts, summed in replica order afterwards (integers: exact either way)

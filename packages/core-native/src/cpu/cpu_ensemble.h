@@ -32,22 +32,31 @@ class CpuEnsemble final : public Ensemble {
                                const HistogramSpec& hist_sum, float* export_s) override;
 
  private:
+  // A range of replicas [r0, r0 + count) that the batched steps below work on; their
+  // workspaces (act_, deltas_, labels_) hold the range's replicas from index 0.
+  struct Reps {
+    int r0;
+    int count;
+  };
   std::vector<float>& slot(Slot s, int t);
   const std::vector<float>& slot(Slot s, int t) const;
-  void ensure_workspace(std::int64_t rows);
+  // Workspaces for `rows` rows of `count` replicas.
+  void ensure_workspace(std::int64_t rows, int count);
   // Gathers rows of `indices` ([R, b], a row stride of `stride` between replicas, starting at
-  // `offset`) into act_[0] and labels_.
+  // `offset`) of the replicas in g into act_[0] and labels_.
   void gather(const Dataset& data, const std::int32_t* indices, std::int64_t stride,
-              std::int64_t offset, int b);
+              std::int64_t offset, int b, Reps g);
   // Forward through every layer for rows already in act_[0]; input_stride = floats between
   // replicas' inputs (0 when all replicas share one input block `input`).
-  void forward_layers(const float* input, std::int64_t input_stride, std::int64_t rows);
-  // Loss head on act_.back(): per replica loss sums / hits; writes dlogits when wanted.
+  void forward_layers(const float* input, std::int64_t input_stride, std::int64_t rows, Reps g);
+  // Loss head on act_.back(): per replica of g, loss sums / hits into loss_sum[0..count),
+  // correct[0..count); writes dlogits when wanted.
   void loss_head(const std::int32_t* labels, std::int64_t labels_stride, std::int64_t rows,
-                 bool want_grad, double* loss_sum, std::int64_t* correct);
-  // Backward from deltas_.back() into grad_ (all tensors).
-  void backward(std::int64_t rows);
-  void apply_update(const float* lr);
+                 bool want_grad, double* loss_sum, std::int64_t* correct, Reps g);
+  // Backward from deltas_.back() into grad_ (all tensors of the replicas in g).
+  void backward(std::int64_t rows, Reps g);
+  // The optimiser step of the replicas in g; lr is indexed by replica (all R).
+  void apply_update(const float* lr, Reps g);
 
   // The small-batch path (cpu/smallb.h): SGD at b <= small_batch_max(), each replica's steps
   // back to back (its weights stay in cache from step to step). With at least as many
@@ -83,6 +92,7 @@ class CpuEnsemble final : public Ensemble {
   std::vector<std::vector<float>> deltas_;  // deltas_[l]: [R, rows, widths[l]], l = 1..L
   std::vector<std::int32_t> labels_;        // [R, rows]
   std::int64_t capacity_rows_ = 0;
+  int capacity_reps_ = 0;
   std::vector<SmallBatchWorkspace> sb_ws_;  // one per pool thread
 };
 
