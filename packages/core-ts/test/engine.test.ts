@@ -515,6 +515,40 @@ describe('the fused small-batch SGD path (b <= 4 by default, kernels up to 8)', 
     }
   });
 
+  it('matches the float64 reference at wide layers (1025 and 784 inputs, every lane tail)', async () => {
+    const widths = [1025, 784, 10];
+    const count = 24;
+    const r3 = lcg(23);
+    const feats = new Float32Array(count * widths[0]!).map(() => r3() * 2 - 1);
+    const labels = new Uint8Array(count).map(() => Math.floor(r3() * 10));
+    const ds = Dataset.fromArrays(feats, labels, { dim: widths[0]!, classes: 10, name: 'synthetic-wide' });
+    try {
+      gemm.setSmallBatchMax(8);
+      for (const b of [1, 4, 8]) {
+        const ens = new Ensemble({ replicas: 1, widths });
+        ens.init([3]);
+        ens.setOptimizer('sgd');
+        const ref = refParams(ens, 0);
+        const n = 2 * b + 1;
+        const idx = Int32Array.from({ length: n }, (_, i) => (5 * i + b) % count);
+        const loss = await ens.train(ds, idx, { batchSize: b, lr: 0.05 });
+        let sum = 0;
+        for (let off = 0; off < n; off += b) {
+          const ids = Array.from(idx.subarray(off, Math.min(n, off + b)));
+          sum += refStep(widths, ref, rowsOf(ds, feats, ids), ids.map((i) => labels[i]!), 0.05) * ids.length;
+        }
+        expect(loss[0], `b=${b} loss`).toBeCloseTo(sum / n, 5);
+        const got = refParams(ens, 0);
+        for (let l = 0; l < 2; l++) {
+          expectClose(got.W[l]!, ref.W[l]!, 1e-6, 1e-4, `wide b=${b} W${l}`);
+          expectClose(got.b[l]!, ref.b[l]!, 1e-6, 1e-4, `wide b=${b} b${l}`);
+        }
+      }
+    } finally {
+      restore();
+    }
+  });
+
   it('equals the GEMM path to float rounding, and is bit-identical on 1 and 2 threads', async () => {
     try {
       // one replica: its layers are cut across threads; three: threads take whole replicas
