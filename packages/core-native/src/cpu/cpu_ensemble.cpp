@@ -479,8 +479,11 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
   const std::int64_t last_numel = tensor_numel(2 * (L - 1));
   ws.act.resize(widths_.size());
   ws.delta.resize(widths_.size());
+  // row strides of the workspaces; the logits and their deltas stay contiguous for the loss
+  std::vector<int> ld(L + 1);
   for (int l = 1; l <= L; ++l) {
-    const std::size_t need = static_cast<std::size_t>(kSmallBatchKernelMax) * widths_[l];
+    ld[l] = l < L ? small_batch_stride(widths_[l]) : widths_[l];
+    const std::size_t need = static_cast<std::size_t>(kSmallBatchKernelMax) * ld[l];
     if (ws.act[l].size() < need) ws.act[l].assign(need, 0.0f);
     if (ws.delta[l].size() < need) ws.delta[l].assign(need, 0.0f);
   }
@@ -494,7 +497,7 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
     bias[l] = param_[2 * l + 1].data() + static_cast<std::int64_t>(r) * widths_[l + 1];
     if (l > 0)
       for (int s = 0; s < kSmallBatchKernelMax; ++s)
-        xs[l][s] = ws.act[l].data() + static_cast<std::int64_t>(s) * widths_[l];
+        xs[l][s] = ws.act[l].data() + static_cast<std::int64_t>(s) * ld[l];
   }
   std::int32_t labels[kSmallBatchKernelMax];
   std::int64_t hits = 0;
@@ -510,7 +513,7 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
       const bool relu = l < L - 1;
       float* y = ws.act[l + 1].data();
       split_layer(out, 4, static_cast<std::int64_t>(in) * out, [&](int j0, int j1) {
-        ks.forward_rows(W[l], bias[l], in, out, xs[l].data(), b, relu, y, j0, j1);
+        ks.forward_rows(W[l], bias[l], in, xs[l].data(), b, relu, y, ld[l + 1], j0, j1);
       });
     }
     log_softmax_nll(ws.act[L].data(), labels, b, C, 1.0f / static_cast<float>(b),
@@ -521,12 +524,13 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
       float* dx = l > 0 ? ws.delta[l].data() : nullptr;
       float* grad = (trial != nullptr && l == L - 1) ? ws.grad.data() : nullptr;
       split_layer(in, ks.align, static_cast<std::int64_t>(in) * out, [&](int k0, int k1) {
-        ks.backward_cols(W[l], in, out, delta, xs[l].data(), b, lr, l > 0, dx, grad, k0, k1);
+        ks.backward_cols(W[l], in, out, delta, ld[l + 1], xs[l].data(), b, lr, l > 0, dx, ld[l],
+                         grad, k0, k1);
       });
       // the bias: its gradient is the column sums of delta (in row order, as column_sums)
       for (int j = 0; j < out; ++j) {
         float g = 0.0f;
-        for (int s = 0; s < b; ++s) g += delta[static_cast<std::int64_t>(s) * out + j];
+        for (int s = 0; s < b; ++s) g += delta[static_cast<std::int64_t>(s) * ld[l + 1] + j];
         bias[l][j] -= lr * g;
       }
     }

@@ -28,21 +28,29 @@ void set_small_batch_max(int b);
 struct SmallBatchKernels {
   const char* name;
   // Forward through one layer for rows (output units) [j0, j1):
-  //   y[s*out + j] = act(bias[j] + sum_k W[j*in + k] * xs[s][k])     for s < b
+  //   y[s*ldy + j] = act(bias[j] + sum_k W[j*in + k] * xs[s][k])     for s < b
   // act = ReLU when relu, else identity. xs: b pointers to input rows of `in` floats.
-  void (*forward_rows)(const float* W, const float* bias, int in, int out,
-                       const float* const* xs, int b, bool relu, float* y, int j0, int j1);
-  // Backward through one layer with the SGD update fused, for input columns [k0, k1):
-  //   dx[s*in + k] = (sum_j delta[s*out + j] * W[j*in + k]) * (mask ? xs[s][k] > 0 : 1)
-  //                  (with W before the update; dx may be null: no propagation)
-  //   g = sum_s delta[s*out + j] * xs[s][k]  (in order of s),  W[j*in + k] -= lr * g
+  void (*forward_rows)(const float* W, const float* bias, int in, const float* const* xs, int b,
+                       bool relu, float* y, int ldy, int j0, int j1);
+  // Backward through one layer (W: [out, in]) with the SGD update fused, for input columns
+  // [k0, k1):
+  //   dx[s*lddx + k] = (sum_j delta[s*ldd + j] * W[j*in + k]) * (mask ? xs[s][k] > 0 : 1)
+  //                    (with W before the update; dx may be null: no propagation)
+  //   g = sum_s delta[s*ldd + j] * xs[s][k]  (in order of s),  W[j*in + k] -= lr * g
   //   grad (nullable): grad[j*in + k] = g
   // The bias is not touched (its update needs all columns' deltas once, not per column).
-  void (*backward_cols)(float* W, int in, int out, const float* delta, const float* const* xs,
-                        int b, float lr, bool mask, float* dx, float* grad, int k0, int k1);
+  // Row strides that are multiples of 4 KiB make the b rows of dx and xs compete for the same
+  // L1 sets; callers pad them (small_batch_stride).
+  void (*backward_cols)(float* W, int in, int out, const float* delta, int ldd,
+                        const float* const* xs, int b, float lr, bool mask, float* dx, int lddx,
+                        float* grad, int k0, int k1);
   // Column alignment (floats) that keeps [k0, k1) cuts on whole vectors.
   int align;
 };
+
+// The row stride for a small-batch workspace of `width` floats per row: wide rows get 64
+// bytes of padding so that rows never sit a multiple of 4 KiB apart.
+inline int small_batch_stride(int width) { return width >= 256 ? (width + 15) / 16 * 16 + 16 : width; }
 
 // The kernels of the active SIMD path (simd_path()).
 const SmallBatchKernels& small_batch_kernels();
