@@ -285,17 +285,25 @@ Napi::Value Threads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, Guard(env, "threads", [] { return cpu::num_threads(); }));
 }
 
-Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+// The first argument as an integer in [lo, hi]: a TypeError for a non-number, a RangeError
+// naming the range otherwise.
+int IntArg(const Napi::CallbackInfo& info, const char* fn, int lo, int hi) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber())
-    Type(env, "setThreads: n must be an integer, got " +
+    Type(env, std::string(fn) + ": n must be an integer, got " +
                   (info.Length() < 1 ? std::string("nothing") : Kind(info[0])));
   const double n = info[0].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(n) || std::floor(n) != n || n < 1 || n > 256)
-    Range(env, "setThreads: n must be an integer in [1, 256], got " +
-                   info[0].ToString().Utf8Value());
+  if (!std::isfinite(n) || std::floor(n) != n || n < lo || n > hi)
+    Range(env, std::string(fn) + ": n must be an integer in [" + std::to_string(lo) + ", " +
+                   std::to_string(hi) + "], got " + info[0].ToString().Utf8Value());
+  return static_cast<int>(n);
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = IntArg(info, "setThreads", 1, 256);
   Guard(env, "setThreads", [&] {
-    cpu::set_num_threads(static_cast<int>(n));
+    cpu::set_num_threads(n);
     return 0;
   });
   return env.Undefined();
@@ -310,16 +318,9 @@ Napi::Value SmallBatchMax(const Napi::CallbackInfo& info) {
 // batch through the GEMMs, -1 restores the default (tests cover both paths with it).
 Napi::Value SetSmallBatchMax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber())
-    Type(env, "setSmallBatchMax: n must be an integer, got " +
-                  (info.Length() < 1 ? std::string("nothing") : Kind(info[0])));
-  const double n = info[0].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(n) || std::floor(n) != n || n < -1 || n > cpu::kSmallBatchKernelMax)
-    Range(env, "setSmallBatchMax: n must be an integer in [-1, " +
-                   std::to_string(cpu::kSmallBatchKernelMax) + "], got " +
-                   info[0].ToString().Utf8Value());
+  const int n = IntArg(info, "setSmallBatchMax", -1, cpu::kSmallBatchKernelMax);
   Guard(env, "setSmallBatchMax", [&] {
-    cpu::set_small_batch_max(static_cast<int>(n));
+    cpu::set_small_batch_max(n);
     return 0;
   });
   return env.Undefined();
