@@ -2,7 +2,8 @@
 // The CUDA parity check without vitest, for a GPU machine that has only Node (or a Node
 // unpacked by scripts/gpu-run): runs the cases of packages/core-native/test/cuda_parity_cases.mjs
 // (the same ones cuda_parity.test.ts runs), prints a PASS/FAIL line per case and a final
-// "N passed, N failed" line; with --bench it also times the engine's training paths on the GPU.
+// "N passed, N failed" line; with --bench it also times the engine's training paths and the
+// gradient-study trials on the GPU.
 //
 //   node scripts/gpu-check.mjs [--require-gpu] [--filter TEXT] [--bench] [--json FILE]
 //                              [--timeout-scale X]   (X times each case's time limit)
@@ -141,6 +142,63 @@ async function runBench() {
     return { ms, steps, msPerStep: ms / steps, samplesPerSec: (R * n) / (ms / 1000), paramGBps: bytes / (ms / 1000) / 1e9 };
   }
 
+  // Gradient-study trials (gradTrials) as the study runs them: R replicas, one trial each,
+  // a trial = one pass over 1024 samples (samplesPerTrial) at batch b, every replica reset to
+  // the snapshot first. The reset is a device-to-device copy of R x P floats, timed as the
+  // copy rate (bytes read + written). At b=1 a step is bandwidth-bound: its floor is the
+  // weights read in the forward and read + written in the backward (3 x R x P x 4 bytes);
+  // `ofCopy` is that traffic's rate over the copy rate. Best of 2 calls per batch size.
+  // Frees the device memory of ensembles no longer referenced (their finalizers run after a
+  // full collection; `gc` exists when node runs with --expose-gc, as scripts/gpu-run does).
+  async function releaseUnreachable() {
+    if (typeof globalThis.gc !== 'function') return;
+    globalThis.gc();
+    await new Promise((resolve) => setImmediate(resolve));
+    globalThis.gc();
+  }
+
+  async function timeTrials(R) {
+    const k = 1024;
+    const ens = new addon.Ensemble({ replicas: R, widths, backend: 'cuda' });
+    ens.init(Float64Array.from({ length: R }, (_, r) => r + 1));
+    ens.setOptimizer('sgd');
+    ens.snapshot();
+    const copies = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      ens.resetToSnapshot();
+      copies.push(performance.now() - t0);
+    }
+    const copyMs = Math.min(...copies);
+    const copyGBps = (2 * R * P * 4) / (copyMs / 1000) / 1e9;
+    line({ what: `reset to snapshot R=${R} (device-to-device copy)`, ms: copyMs, GBps: copyGBps });
+    const edges = Float32Array.from([-1, -1e-3, 0, 1e-3, 1]);
+    for (const b of [1, 8, 64, 1024]) {
+      const warm = Math.min(k, 16 * b); // the same paths: graph replays, workspace of min(b, n) rows
+      ens.resetToSnapshot();
+      await ens.gradTrials(ds, idxFor(R, warm), warm, b, 0.01, edges, edges, false);
+      const idx = idxFor(R, k);
+      let ms = Infinity;
+      for (let i = 0; i < 2; i++) {
+        ens.resetToSnapshot();
+        const t0 = performance.now();
+        await ens.gradTrials(ds, idx, k, b, 0.01, edges, edges, false);
+        ms = Math.min(ms, performance.now() - t0);
+      }
+      const steps = Math.ceil(k / b);
+      const paramGBps = (3 * R * P * 4 * steps) / (ms / 1000) / 1e9;
+      line({
+        what: `grad trials R=${R} b=${b} (${k} samples per trial)`,
+        ms,
+        msPerStep: ms / steps,
+        trialsPerSec: R / (ms / 1000),
+        samplesPerSec: (R * k) / (ms / 1000),
+        paramGBps,
+        ...(b === 1 ? { ofCopy: paramGBps / copyGBps } : {}),
+      });
+    }
+  }
+
   for (const graphs of [true, false]) {
     const r = await timeTrain(2, 1, 2000, 'sgd', graphs);
     line({ what: `train R=2 b=1 sgd graphs=${graphs}`, ...r });
@@ -160,6 +218,14 @@ async function runBench() {
   {
     const r = await timeTrain(100, 64, 64 * 10, 'sgd', true);
     line({ what: 'train R=100 b=64 sgd', ...r });
+  }
+  for (const R of [1000, 100]) {
+    try {
+      await releaseUnreachable(); // the R=1000 ensembles above hold tens of GB of device memory
+      await timeTrials(R);
+    } catch (err) {
+      line({ what: `grad trials R=${R}`, error: String(err?.message ?? err) });
+    }
   }
   {
     const ens = new addon.Ensemble({ replicas: 2, widths, backend: 'cuda' });

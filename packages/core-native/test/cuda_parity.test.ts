@@ -1,7 +1,8 @@
 // The CUDA backend against the CPU backend, op by op (init bit-identical; forward, gradients,
-// SGD and Adam steps, graph-replayed loops, evaluate, stats within per-op tolerances; a few
-// epochs of training within a loose one). The cases live in cuda_parity_cases.mjs, shared with
-// scripts/gpu-check.mjs (the same checks without vitest, for a GPU machine).
+// SGD and Adam steps, graph-replayed loops, evaluate, stats, gradient-study trials within
+// per-op tolerances; a few epochs of training within a loose one). The cases live in
+// cuda_parity_cases.mjs, shared with scripts/gpu-check.mjs (the same checks without vitest,
+// for a GPU machine).
 // Without a usable GPU every parity test is skipped, and the reason is printed.
 
 import { createRequire } from 'node:module';

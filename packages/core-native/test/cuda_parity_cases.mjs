@@ -184,6 +184,39 @@ function syncParams(cpu, gpu, widths) {
   for (let t = 0; t < tensorCount(widths); t++) gpu.setTensor('param', t, cpu.getTensor('param', t));
 }
 
+/**
+ * Edges -hi .. -lo, lo .. hi, perDecade per decade on each side (the gradient study's layout:
+ * one bin spans (-lo, lo)), as float32.
+ */
+function signedLogEdges(lo, hi, perDecade) {
+  const k = Math.round(Math.log10(hi / lo) * perDecade);
+  const pos = Array.from({ length: k + 1 }, (_, i) => lo * (hi / lo) ** (i / k));
+  return Float32Array.from([...pos.map((x) => -x).reverse(), ...pos]);
+}
+
+/**
+ * Histogram counts [underflow, bins..., overflow, nan] of the two backends: the same total, and
+ * at most max(1, 0.1% of the values) counted in another bin (a value within rounding of an edge
+ * may fall on either side of it).
+ */
+function expectHistClose(a, ref, what) {
+  if (a.length !== ref.length) throw new Error(`${what}: ${a.length} counts, expected ${ref.length}`);
+  let ta = 0;
+  let tr = 0;
+  let moved2 = 0;
+  for (let k = 0; k < ref.length; k++) {
+    ta += a[k];
+    tr += ref[k];
+    moved2 += Math.abs(a[k] - ref[k]);
+  }
+  const allowed = Math.max(1, Math.floor(tr / 1000));
+  if (ta !== tr || moved2 / 2 > allowed) {
+    throw new Error(`${what}: cuda counts ${ta} values, cpu ${tr}; ${moved2 / 2} in another bin (allowed ${allowed}); ` +
+      `cuda [${Array.from(a).join(' ')}] cpu [${Array.from(ref).join(' ')}]`);
+  }
+  return moved2 / 2;
+}
+
 const TOL = {
   forward: [1e-5, 1e-4],
   gradient: [1e-5, 1e-3],
@@ -192,6 +225,8 @@ const TOL = {
   adamState: [1e-4, 1e-3],
   adamUpdate: [1e-2], // relative norm of the difference of the parameters' change
   stats: [0, 1e-5],
+  trialStats: [0, 1e-4], // the norms and step means of a trial of a few dozen steps
+  trialSums: [1e-5, 1e-3], // the exported S of the same trials
   training: [0, 3e-2], // losses after epochs of training: trajectories drift apart slowly
   norm: 1e-2, // the relative L2 fallback of expectCloseOrNorm
 };
@@ -346,6 +381,46 @@ export function parityCases(addon) {
         expectEqualBits(gpu.getTensor('param', t), cpu.getTensor('param', t), `after resetToSnapshot, tensor ${t}`);
       }
     });
+
+    // One chunk of the gradient study (gradTrials) per batch size, with a short last step,
+    // graph-replayed loops where there are 16 full steps or more, the small-batch and GEMM
+    // paths; histograms into the study's signed-log edges, fitted so that both tails are used.
+    add(`${tag}: gradient-study chunk CPU vs CUDA`, async (log) => {
+      const { ds, count } = dataOf();
+      const { cpu, gpu, rnd } = makePair(addon, R, widths, 10);
+      cpu.snapshot();
+      gpu.snapshot();
+      const lr = 0.01;
+      const wide = Float32Array.from([-1e30, 1e30]);
+      for (const b of cfg.batches) {
+        const n = b <= 8 ? 16 * b + 5 : 2 * b + 5;
+        const idx = indices(rnd, R * n, count);
+        cpu.resetToSnapshot();
+        gpu.resetToSnapshot();
+        const probe = await cpu.gradTrials(ds, idx, n, b, lr, wide, wide, true);
+        cpu.resetToSnapshot();
+        let mx = 0;
+        for (const v of probe.s) mx = Math.max(mx, Math.abs(v));
+        const edgesMean = signedLogEdges(mx * 1e-4, mx * 0.5, 4);
+        const edgesSum = signedLogEdges(mx * b * 1e-3, mx * b * 0.7, 3);
+        const stepsBefore = Array.from(gpu.getOptimizerSteps());
+        const rc = await cpu.gradTrials(ds, idx, n, b, lr, edgesMean, edgesSum, true);
+        const rg = await gpu.gradTrials(ds, idx, n, b, lr, edgesMean, edgesSum, true);
+        const what = `b=${b} n=${n}`;
+        const pick = (st, cols) => Float64Array.from({ length: R * cols.length }, (_, i) => st[Math.floor(i / cols.length) * 6 + cols[i % cols.length]]);
+        const worst = expectClose(pick(rg.stats, [0, 1, 2, 3, 4]), pick(rc.stats, [0, 1, 2, 3, 4]), ...TOL.trialStats, `${what} stats`);
+        expectClose(pick(rg.stats, [5]), Float64Array.from({ length: R }, () => Math.ceil(n / b)), 0, 0, `${what} steps`);
+        expectCloseOrNorm(rg.s, rc.s, ...TOL.trialSums, TOL.norm, `${what} exported S_mean`, log);
+        const movedMean = expectHistClose(rg.histMean, rc.histMean, `${what} histogram of S_mean`);
+        const movedSum = expectHistClose(rg.histSum, rc.histSum, `${what} histogram of S_sum`);
+        compareParams(cpu, gpu, widths, 1e-4, 1e-3, `${what} after the trials`, log);
+        const steps = Array.from(gpu.getOptimizerSteps(), (s, r) => s - stepsBefore[r]);
+        if (steps.some((s) => s !== Math.ceil(n / b))) throw new Error(`${what}: optimizer steps ${steps}, expected ${Math.ceil(n / b)}`);
+        log?.(`${what}: stats worst rel ${worst.toExponential(2)}; under/over/nan of S_mean ` +
+          `${rc.histMean[0]}/${rc.histMean[edgesMean.length]}/${rc.histMean[edgesMean.length + 1]}; ` +
+          `values in another bin: ${movedMean} (mean), ${movedSum} (sum)`);
+      }
+    }, 300_000);
   }
 
   add('mlp 784-128-64-10 R=2: three epochs on synthetic data agree (loose)', async (log) => {

@@ -7,6 +7,8 @@
 // (kernels/gemm.cuh) with fused bias/ReLU/mask epilogues, column sums and a per-tensor update.
 // A training call of many steps is captured once as a CUDA graph and replayed (the step
 // index lives on the device), which removes the launch gaps that dominate small steps.
+// Gradient trials run the same SGD step with the last layer's weight gradient kept and summed
+// on the device (kernels/trials.cuh); their step loop is replayed the same way.
 // Semantics: CpuEnsemble (cpu/cpu_ensemble.cpp), within float tolerance.
 // Environment: BSX_CUDA_TF32=1 runs the GEMMs on TF32 tensor cores (kernels/gemm_tf32.cuh;
 // about 1e-3 relative error; the default is exact fp32 everywhere); BSX_CUDA_GRAPHS=0 turns
@@ -35,6 +37,7 @@
 #include "cuda/kernels/loss.cuh"
 #include "cuda/kernels/reduce.cuh"
 #include "cuda/kernels/smallb.cuh"
+#include "cuda/kernels/trials.cuh"
 #include "cuda/kernels/update.cuh"
 
 namespace bsx::cuda {
@@ -325,6 +328,11 @@ struct CudaEnsemble::State {
   DeviceBuffer<float> logprobs;  // [R, b, classes]
   DeviceBuffer<double> stats_part, stats_out;
   DeviceBuffer<unsigned> keys;  // [R, 2]
+  // gradient trials: S_mean, S_sum [R, numel(last weight)], per-step |g|^2 partials [R, chunks],
+  // statistics [R, kTrialStats], the two histograms' edges and counts (mean's, then sum's)
+  DeviceBuffer<double> trial_s_mean, trial_s_sum, trial_part, trial_stats;
+  DeviceBuffer<float> trial_edges, trial_export;
+  DeviceBuffer<unsigned long long> trial_hist;
 
   cudaStream_t st() const { return stream.get(); }
   DeviceBuffer<float>& slot(Slot which, int t) {
@@ -368,8 +376,10 @@ struct CudaEnsemble::State {
     cap_rows = rows;
   }
 
-  void ensure_grads() {
-    for (std::size_t t = 0; t < grad.size(); ++t) grad[t].resize(param[t].size());
+  // Gradient buffers of tensors first, first + 1, ... (the small-batch steps need none, the
+  // trials only the last layer's).
+  void ensure_grads(std::size_t first = 0) {
+    for (std::size_t t = first; t < grad.size(); ++t) grad[t].resize(param[t].size());
   }
 
   void ensure_loss_buffers(std::int64_t rows) {
@@ -501,9 +511,12 @@ struct CudaEnsemble::State {
 
   // Backward from delta[L] through every layer. mode kGrad: gradients into grad[];
   // kSgd / kAdam: parameters updated (lr, and adam_scalars' output, on the device).
-  void backward(std::int64_t rows, int mode, const OptimizerConfig& opt) {
+  // keep_last_grad (small batches, kSgd): the last layer's gradients go into grad[] instead,
+  // and its parameters are left for the caller to update.
+  void backward(std::int64_t rows, int mode, const OptimizerConfig& opt, bool keep_last_grad = false) {
     if (rows <= k::kSmallBatchMax) {
       for (int l = L() - 1; l >= 0; --l) {
+        const int lmode = (keep_last_grad && l == L() - 1) ? static_cast<int>(k::kGrad) : mode;
         k::SmallBackwardArgs a;
         a.b = static_cast<int>(rows);
         a.in = widths[l];
@@ -513,10 +526,10 @@ struct CudaEnsemble::State {
         a.W = param[2 * l].get();
         a.bias = param[2 * l + 1].get();
         a.dX = l > 0 ? delta[l].get() : nullptr;
-        if (mode == k::kGrad) {
+        if (lmode == k::kGrad) {
           a.gW = grad[2 * l].get();
           a.gb = grad[2 * l + 1].get();
-        } else if (mode == k::kSgd) {
+        } else if (lmode == k::kSgd) {
           a.lr = lr.get();
         } else {
           a.mW = adam_m[2 * l].get();
@@ -527,7 +540,7 @@ struct CudaEnsemble::State {
           a.bc2_sqrt = adam_bc2_sqrt.get();
           a.adam = adam_consts(opt);
         }
-        smallb_backward(st(), R, mode, a);
+        smallb_backward(st(), R, lmode, a);
       }
       return;
     }
@@ -579,8 +592,9 @@ struct CudaEnsemble::State {
     if (mode != k::kGrad) update_all(mode, opt);
   }
 
-  void update_all(int mode, const OptimizerConfig& opt) {
-    for (std::size_t t = 0; t < param.size(); ++t) {
+  // Updates tensors first, first + 1, ... from grad[].
+  void update_all(int mode, const OptimizerConfig& opt, std::size_t first = 0) {
+    for (std::size_t t = first; t < param.size(); ++t) {
       k::UpdateArgs a;
       a.p = param[t].get();
       a.g = grad[t].get();
@@ -624,6 +638,100 @@ struct CudaEnsemble::State {
       BSX_LAUNCH(1, 1, 0, st(), k::advance_counter)(step_counter.get());
       BSX_CUDA_CHECK_LAUNCH();
     }
+  }
+
+  // --- gradient trials (kernels/trials.cuh)
+
+  std::size_t last_weight() const { return 2 * static_cast<std::size_t>(L() - 1); }
+  int trial_chunks() const {
+    return static_cast<int>(grid_dim(numel(static_cast<int>(last_weight())), k::kTrialChunk, "trials"));
+  }
+
+  // Allocates and zeroes the sums and statistics, uploads the edges of both histograms
+  // (the mean's, then the sum's) and zeroes their counts. The edges are read from the host
+  // before the next synchronisation.
+  void begin_trials(const HistogramSpec& hm, const HistogramSpec& hs) {
+    const std::size_t total = static_cast<std::size_t>(R) * numel(static_cast<int>(last_weight()));
+    trial_s_mean.reserve(total);
+    trial_s_sum.reserve(total);
+    trial_part.reserve(static_cast<std::size_t>(R) * trial_chunks() * 2);
+    trial_stats.reserve(static_cast<std::size_t>(R) * kTrialStats);
+    const std::size_t em = static_cast<std::size_t>(hm.bins) + 1, es = static_cast<std::size_t>(hs.bins) + 1;
+    trial_edges.reserve(em + es);
+    trial_hist.reserve(em + es + 4);
+    BSX_CUDA_CHECK(cudaMemsetAsync(trial_s_mean.get(), 0, total * sizeof(double), st()));
+    BSX_CUDA_CHECK(cudaMemsetAsync(trial_s_sum.get(), 0, total * sizeof(double), st()));
+    BSX_CUDA_CHECK(cudaMemsetAsync(trial_stats.get(), 0, sizeof(double) * R * kTrialStats, st()));
+    BSX_CUDA_CHECK(cudaMemsetAsync(trial_hist.get(), 0, (em + es + 4) * sizeof(unsigned long long), st()));
+    BSX_CUDA_CHECK(cudaMemcpyAsync(trial_edges.get(), hm.edges, em * sizeof(float),
+                                   cudaMemcpyHostToDevice, st()));
+    BSX_CUDA_CHECK(cudaMemcpyAsync(trial_edges.get() + em, hs.edges, es * sizeof(float),
+                                   cudaMemcpyHostToDevice, st()));
+  }
+
+  // One trial step: an SGD step of b rows per replica (train_step's sequence) whose last-layer
+  // weight gradient is kept and added to the trial sums before the update. s: the step's index
+  // in the trial (+ *dyn_step when set, which also moves the batch offset on, as in gather).
+  void trial_step(const DeviceDataset& dd, std::int64_t n, std::int64_t off, int b, long long s,
+                  const long long* dyn_step, const OptimizerConfig& opt) {
+    const std::size_t last = last_weight();
+    const bool small = b <= k::kSmallBatchMax;
+    gather(dd, n, off, b, dyn_step);
+    forward_layers(act[0].get(), static_cast<std::int64_t>(b) * widths.front(), b);
+    loss_head(labels.get(), b, b, true);
+    // small batches: the one-pass update below the last layer; larger: every gradient
+    backward(b, small ? k::kSgd : k::kGrad, opt, small);
+    const std::int64_t n_w = numel(static_cast<int>(last));
+    const int chunks = trial_chunks();
+    for_replica_chunks(R, [&](int r0, int rc) {
+      const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(rc));
+      BSX_LAUNCH(grid, k::kTrialThreads, 0, st(), k::trial_step_partial)(
+          grad[last].get(), n_w, b, trial_s_mean.get(), trial_s_sum.get(), chunks,
+          trial_part.get(), r0);
+      BSX_CUDA_CHECK_LAUNCH();
+      BSX_LAUNCH(grid_dim(rc, 128, "trials"), 128, 0, st(), k::trial_step_combine)(
+          rc, chunks, trial_part.get(), b, s, dyn_step, trial_stats.get(), r0);
+      BSX_CUDA_CHECK_LAUNCH();
+    });
+    update_all(k::kSgd, opt, small ? last : 0);
+    if (dyn_step != nullptr) {
+      BSX_LAUNCH(1, 1, 0, st(), k::advance_counter)(step_counter.get());
+      BSX_CUDA_CHECK_LAUNCH();
+    }
+  }
+
+  void histogram(const double* values, std::int64_t n, const float* edges, int bins,
+                 unsigned long long* counts) {
+    const unsigned grid = grid_dim(n, k::kHistPerBlock, "histogram");
+    if (bins <= k::kHistSharedBins) {
+      BSX_LAUNCH(grid, k::kHistThreads, 0, st(), k::histogram_shared)(values, n, edges, bins, counts);
+    } else {
+      BSX_LAUNCH(grid, k::kHistThreads, 0, st(), k::histogram_global)(values, n, edges, bins, counts);
+    }
+    BSX_CUDA_CHECK_LAUNCH();
+  }
+
+  // After `steps` trial steps: the norms of the sums and the means over the steps into
+  // trial_stats, float(S_mean) into trial_export when want_export, both histograms.
+  void finish_trials(std::int64_t steps, const HistogramSpec& hm, const HistogramSpec& hs,
+                     bool want_export) {
+    const std::int64_t n_w = numel(static_cast<int>(last_weight()));
+    const int chunks = trial_chunks();
+    if (want_export) trial_export.reserve(static_cast<std::size_t>(R) * n_w);
+    for_replica_chunks(R, [&](int r0, int rc) {
+      const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(rc));
+      BSX_LAUNCH(grid, k::kTrialThreads, 0, st(), k::trial_sums_partial)(
+          trial_s_mean.get(), trial_s_sum.get(), n_w, chunks, trial_part.get(),
+          want_export ? trial_export.get() : nullptr, r0);
+      BSX_CUDA_CHECK_LAUNCH();
+      BSX_LAUNCH(grid_dim(rc, 128, "trials"), 128, 0, st(), k::trial_finish)(
+          rc, chunks, trial_part.get(), steps, trial_stats.get(), r0);
+      BSX_CUDA_CHECK_LAUNCH();
+    });
+    const std::int64_t total = static_cast<std::int64_t>(R) * n_w;
+    histogram(trial_s_mean.get(), total, trial_edges.get(), hm.bins, trial_hist.get());
+    histogram(trial_s_sum.get(), total, trial_edges.get() + hm.bins + 1, hs.bins,
+              trial_hist.get() + hm.bins + 3);
   }
 };
 
@@ -982,6 +1090,73 @@ void CudaEnsemble::stats(double* out) const {
   BSX_CUDA_CHECK(cudaMemcpyAsync(out, s.stats_out.get(), total * sizeof(double),
                                  cudaMemcpyDeviceToHost, s.st()));
   s.stream.sync();
+}
+
+GradTrialsResult CudaEnsemble::grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
+                                           std::int64_t n, int batch, float lr,
+                                           const HistogramSpec& hist_mean,
+                                           const HistogramSpec& hist_sum, float* export_s) {
+  check_dataset(data);
+  check_grad_trials(n, batch, hist_mean, hist_sum);
+  check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
+  State& s = *s_;
+  BSX_CUDA_CHECK(cudaSetDevice(s.device));
+  const auto dd = detail::device_dataset(data);
+  const int R = replicas_;
+  const std::int64_t rows = std::min<std::int64_t>(batch, n);
+  s.ensure_workspace(rows);
+  s.ensure_loss_buffers(rows);
+  // small batches update all but the last layer in the backward: only its gradients are kept
+  s.ensure_grads(rows > k::kSmallBatchMax ? 0 : s.last_weight());
+  s.upload_indices(indices, static_cast<std::int64_t>(R) * n);
+  s.lr_host.reserve(R);
+  s.lr.reserve(R);
+  std::fill(s.lr_host.get(), s.lr_host.get() + R, lr);
+  BSX_CUDA_CHECK(cudaMemcpyAsync(s.lr.get(), s.lr_host.get(), sizeof(float) * R,
+                                 cudaMemcpyHostToDevice, s.st()));
+  s.zero_loss();  // the loss head adds to it; the trials do not report it
+  s.begin_trials(hist_mean, hist_sum);
+
+  // The steps are queued without a synchronisation; the one at the end waits for all of them.
+  // `graph` is declared first so that it outlives the guard's wait when a call below throws.
+  Graph graph;
+  struct WaitOnExit {
+    cudaStream_t st;
+    ~WaitOnExit() { cudaStreamSynchronize(st); }
+  } wait_on_exit{s.st()};
+  const std::int64_t steps = (n + batch - 1) / batch;
+  const std::int64_t full = n / batch;
+  std::int64_t done = 0;  // steps enqueued so far
+  if (s.graphs && full >= kGraphMinSteps) {
+    s.step_counter.reserve(1);
+    BSX_CUDA_CHECK(cudaMemsetAsync(s.step_counter.get(), 0, sizeof(long long), s.st()));
+    graph.capture(s.st(), [&] { s.trial_step(*dd, n, 0, batch, 0, s.step_counter.get(), opt_); });
+    for (std::int64_t i = 0; i < full; ++i) graph.launch(s.st());
+    done = full;
+  }
+  for (std::int64_t off = done * batch; off < n; off += batch, ++done) {
+    const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
+    s.trial_step(*dd, n, off, b, done, nullptr, opt_);
+  }
+  s.finish_trials(steps, hist_mean, hist_sum, export_s != nullptr);
+
+  GradTrialsResult res;
+  res.stats.resize(static_cast<std::size_t>(R) * kTrialStats);
+  const int hm = hist_mean.bins + 3, hs = hist_sum.bins + 3;
+  std::vector<unsigned long long> counts(static_cast<std::size_t>(hm + hs));
+  BSX_CUDA_CHECK(cudaMemcpyAsync(res.stats.data(), s.trial_stats.get(), res.stats.size() * sizeof(double),
+                                 cudaMemcpyDeviceToHost, s.st()));
+  BSX_CUDA_CHECK(cudaMemcpyAsync(counts.data(), s.trial_hist.get(), counts.size() * sizeof(unsigned long long),
+                                 cudaMemcpyDeviceToHost, s.st()));
+  if (export_s != nullptr)
+    BSX_CUDA_CHECK(cudaMemcpyAsync(export_s, s.trial_export.get(),
+                                   static_cast<std::size_t>(R) * tensor_numel(static_cast<int>(s.last_weight())) * sizeof(float),
+                                   cudaMemcpyDeviceToHost, s.st()));
+  s.stream.sync();
+  for (auto& st : steps_) st += steps;
+  res.hist_mean.assign(counts.begin(), counts.begin() + hm);
+  res.hist_sum.assign(counts.begin() + hm, counts.end());
+  return res;
 }
 
 }  // namespace bsx::cuda

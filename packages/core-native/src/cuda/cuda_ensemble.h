@@ -36,7 +36,10 @@ class CudaEnsemble final : public Ensemble {
   // In place on the device (the defaults would round-trip every replica through the host).
   void set_tensor_broadcast(Slot slot, int t, const float* one) override;
   void reset_to_snapshot() override;
-  // grad_trials: not on this backend yet (Ensemble's default says so; use the cpu backend).
+  // The step loop on the device (graph-replayed like train's), one synchronisation at the end.
+  GradTrialsResult grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
+                               std::int64_t n, int batch, float lr, const HistogramSpec& hist_mean,
+                               const HistogramSpec& hist_sum, float* export_s) override;
 
  private:
   struct State;

@@ -7,7 +7,8 @@
 // (divergent __syncthreads, a shuffle with missing lanes) aborts; fibers run in forward,
 // reverse or shuffled order between barriers (BSX_EMU_ORDER=forward|reverse|shuffle), so a
 // missing barrier shows up as a result that depends on the order.
-// It does not model timing, memory ordering between blocks, or atomics.
+// It does not model timing or memory ordering between blocks; of the atomics it has the
+// integer atomicAdd (atomic here because a fiber is never interrupted between barriers).
 // Used by test/native/cuda_emu_check.cpp; include it through test/native/emu_include/
 // (its cuda_runtime.h). Not part of the addon.
 #pragma once
@@ -29,6 +30,7 @@
 #include <memory>
 #include <random>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -344,6 +346,13 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+template <typename T>
+inline T atomicAdd(T* p, T v) {
+  static_assert(std::is_integral<T>::value, "integer atomics only");
+  const T old = *p;
+  *p = old + v;
+  return old;
+}
 
 // --- runtime API
 

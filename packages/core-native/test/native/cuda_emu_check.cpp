@@ -3,7 +3,9 @@
 // the tiled GEMM against sgemm_reference over shapes, transposes, strides, alignments and
 // epilogues; then whole ensembles (init bit-identical, forward, gradients, SGD and Adam
 // training through the small-batch and GEMM paths, graph-replayed loops, evaluate, stats,
-// tensor slots). Catches indexing, bounds (guard pages), alignment and barrier errors before
+// tensor slots); the histogram kernels against cpu::histogram_add on crafted values (edges,
+// NaN, infinities); gradient trials (statistics, histograms, the exported S, the parameters
+// after them, the argument errors). Catches indexing, bounds (guard pages), alignment and barrier errors before
 // a GPU is at hand; timing and races between blocks need the GPU (cuda_lab.cu, gpu-check).
 // Build and run from packages/core-native (about a minute):
 //
@@ -18,12 +20,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "cpu/cpu_ensemble.h"
 #include "cpu/gemm.h"
+#include "cpu/ops.h"
 // The CUDA engine itself, as one translation unit (its launchers are file-local).
 #include "cuda/cuda_ensemble.cu"
 
@@ -417,6 +421,203 @@ void tf32_suite() {
   unsetenv("BSX_CUDA_TF32");
 }
 
+// ------------------------------------------------------------------------------------------
+// Gradient trials
+
+// The histogram kernels on values that sit on edges, beyond them, NaN and infinities, against
+// cpu::histogram_add: the counts must be equal. bins > kHistSharedBins takes histogram_global.
+void histogram_suite() {
+  using namespace bsx;
+  std::mt19937 rng(31);
+  for (int bins : {1, 7, 4096, 5000}) {
+    std::vector<float> edges(static_cast<std::size_t>(bins) + 1);
+    for (int i = 0; i <= bins; ++i) edges[i] = -1.0f + 2.0f * static_cast<float>(i) / bins;
+    std::vector<double> values;
+    std::uniform_real_distribution<double> U(-1.3, 1.3);
+    for (int i = 0; i < 3 * cuda::k::kHistPerBlock + 123; ++i) values.push_back(U(rng));
+    for (float e : edges) {
+      values.push_back(e);
+      values.push_back(std::nextafter(e, -2.0f));
+      values.push_back(std::nextafter(e, 2.0f));
+    }
+    for (double v : {std::nan(""), HUGE_VAL, -HUGE_VAL, 1e300, -1e-300}) values.push_back(v);
+    std::vector<float> as_float(values.begin(), values.end());
+    std::vector<std::int64_t> want(static_cast<std::size_t>(bins) + 3, 0);
+    cpu::histogram_add(as_float.data(), as_float.size(), edges.data(), bins, want.data());
+    cuda::DeviceBuffer<double> dv(values.size());
+    cuda::DeviceBuffer<float> de(edges.size());
+    cuda::DeviceBuffer<unsigned long long> dc(want.size());
+    cudaMemcpy(dv.get(), values.data(), dv.bytes(), cudaMemcpyHostToDevice);
+    cudaMemcpy(de.get(), edges.data(), de.bytes(), cudaMemcpyHostToDevice);
+    std::vector<unsigned long long> got(want.size(), 0);
+    cudaMemcpy(dc.get(), got.data(), dc.bytes(), cudaMemcpyHostToDevice);
+    const unsigned grid = static_cast<unsigned>((values.size() + cuda::k::kHistPerBlock - 1) / cuda::k::kHistPerBlock);
+    if (bins <= cuda::k::kHistSharedBins) {
+      BSX_LAUNCH(grid, cuda::k::kHistThreads, 0, nullptr, cuda::k::histogram_shared)(
+          dv.get(), static_cast<long long>(values.size()), de.get(), bins, dc.get());
+    } else {
+      BSX_LAUNCH(grid, cuda::k::kHistThreads, 0, nullptr, cuda::k::histogram_global)(
+          dv.get(), static_cast<long long>(values.size()), de.get(), bins, dc.get());
+    }
+    cudaMemcpy(got.data(), dc.get(), dc.bytes(), cudaMemcpyDeviceToHost);
+    std::size_t diff = 0;
+    for (std::size_t k = 0; k < want.size(); ++k) diff += got[k] != static_cast<unsigned long long>(want[k]);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%zu values, %zu of %zu counts differ (under %lld, over %lld, nan %lld)",
+                  values.size(), diff, want.size(), static_cast<long long>(want[0]),
+                  static_cast<long long>(want[bins + 1]), static_cast<long long>(want[bins + 2]));
+    report(diff == 0, "histogram bins=" + std::to_string(bins) +
+                          (bins <= cuda::k::kHistSharedBins ? " (shared)" : " (global)"), buf);
+  }
+}
+
+// Histogram counts from the two backends: equal totals, and at most max(1, 0.1% of the values)
+// counted in another bin (a value within rounding of an edge can fall on either side of it).
+void compare_hist(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& c,
+                  const std::string& what) {
+  std::int64_t ta = 0, tc = 0, moved2 = 0;
+  for (std::size_t k = 0; k < c.size(); ++k) {
+    ta += a[k];
+    tc += c[k];
+    moved2 += std::llabs(a[k] - c[k]);
+  }
+  const std::int64_t moved = moved2 / 2, allowed = std::max<std::int64_t>(1, tc / 1000);
+  std::int64_t inside = 0;
+  for (std::size_t k = 1; k + 2 < c.size(); ++k) inside += c[k];
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "%lld values (%lld in bins, under %lld, over %lld, nan %lld), %lld moved (allowed %lld)",
+                static_cast<long long>(tc), static_cast<long long>(inside), static_cast<long long>(c[0]),
+                static_cast<long long>(c[c.size() - 2]), static_cast<long long>(c.back()),
+                static_cast<long long>(moved), static_cast<long long>(allowed));
+  report(a.size() == c.size() && ta == tc && moved <= allowed, what, buf);
+}
+
+// Edges over [-0.6, 0.6] x max|v| (so that the tails go to underflow and overflow), `bins` bins.
+std::vector<float> edges_for(const std::vector<float>& v, int bins) {
+  float mx = 0;
+  for (float x : v) mx = std::max(mx, std::fabs(x));
+  std::vector<float> e(static_cast<std::size_t>(bins) + 1);
+  for (int i = 0; i <= bins; ++i) e[i] = 0.6f * mx * (-1.0f + 2.0f * static_cast<float>(i) / bins);
+  return e;
+}
+
+void trials_suite(int R, const std::vector<int>& w, int b, std::int64_t n, bool graphs,
+                  std::uint64_t data_id) {
+  using namespace bsx;
+  setenv("BSX_CUDA_GRAPHS", graphs ? "1" : "0", 1);
+  std::string tag = "trials R=" + std::to_string(R) + " widths=";
+  for (std::size_t i = 0; i < w.size(); ++i) tag += (i ? "-" : "") + std::to_string(w[i]);
+  tag += " b=" + std::to_string(b) + " n=" + std::to_string(n) + (graphs ? "" : " nographs");
+  std::mt19937 rng(static_cast<unsigned>(data_id));
+  const int count = 97;
+  const cpu::Dataset data = make_data(data_id, count, w.front(), w.back(), rng);
+  cpu::CpuEnsemble cpu(R, w);
+  cuda::CudaEnsemble gpu(R, w);
+  std::vector<std::uint64_t> seeds;
+  for (int r = 0; r < R; ++r) seeds.push_back(2000 + 13 * r + data_id);
+  cpu.init_xavier(seeds);
+  gpu.init_xavier(seeds);
+  std::uniform_real_distribution<float> U(-0.2f, 0.2f);
+  for (int l = 0; l < cpu.layers(); ++l) {
+    std::vector<float> bias(static_cast<std::size_t>(R) * w[l + 1]);
+    for (float& x : bias) x = U(rng);
+    cpu.set_tensor(Slot::Param, 2 * l + 1, bias.data());
+    gpu.set_tensor(Slot::Param, 2 * l + 1, bias.data());
+  }
+  cpu.snapshot();
+  const auto idx = random_indices(rng, static_cast<std::int64_t>(R) * n, count);
+  const float lr = 0.05f;
+  const int last = 2 * (cpu.layers() - 1);
+  const std::size_t ns = static_cast<std::size_t>(R) * cpu.tensor_numel(last);
+  // a first CPU pass finds the range of the values, for edges that leave tails outside
+  std::vector<float> s_cpu(ns), s_gpu(ns, std::nanf(""));
+  std::vector<float> wide = {-1e30f, 1e30f};
+  cpu.grad_trials(data, idx.data(), n, b, lr, HistogramSpec{wide.data(), 1},
+                  HistogramSpec{wide.data(), 1}, s_cpu.data());
+  cpu.reset_to_snapshot();
+  std::vector<float> s_sum_cpu(ns);
+  for (int r = 0; r < R; ++r)
+    for (std::int64_t i = 0; i < cpu.tensor_numel(last); ++i)  // S_sum ~ b S_mean
+      s_sum_cpu[r * cpu.tensor_numel(last) + i] = s_cpu[r * cpu.tensor_numel(last) + i] * b;
+  const std::vector<float> em = edges_for(s_cpu, 32), es = edges_for(s_sum_cpu, 9);
+  const HistogramSpec hm{em.data(), 32}, hs{es.data(), 9};
+  const std::vector<std::int64_t> steps_before = cpu.optimizer_steps();
+  GradTrialsResult rc = cpu.grad_trials(data, idx.data(), n, b, lr, hm, hs, s_cpu.data());
+  GradTrialsResult rg = gpu.grad_trials(data, idx.data(), n, b, lr, hm, hs, s_gpu.data());
+  // per replica: the norms and means within 1e-4 relative; the step count exactly
+  std::vector<double> stat_c, stat_g;
+  bool steps_ok = true;
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < kTrialStats - 1; ++j) {
+      stat_c.push_back(rc.stats[r * kTrialStats + j]);
+      stat_g.push_back(rg.stats[r * kTrialStats + j]);
+    }
+    steps_ok = steps_ok && rg.stats[r * kTrialStats + 5] == rc.stats[r * kTrialStats + 5] &&
+               rc.stats[r * kTrialStats + 5] == static_cast<double>((n + b - 1) / b);
+  }
+  close(stat_g.data(), stat_c.data(), stat_g.size(), 0, 1e-4, tag + " stats");
+  report(steps_ok, tag + " stats steps", "");
+  close(s_gpu.data(), s_cpu.data(), ns, 1e-5, 1e-3, tag + " exported S_mean");
+  compare_hist(rg.hist_mean, rc.hist_mean, tag + " histogram of S_mean");
+  compare_hist(rg.hist_sum, rc.hist_sum, tag + " histogram of S_sum");
+  compare_tensors(gpu, cpu, Slot::Param, 1e-4, 1e-3, tag + " params after");
+  std::vector<std::int64_t> dc = cpu.optimizer_steps();
+  for (int r = 0; r < R; ++r) dc[r] -= steps_before[r];
+  report(gpu.optimizer_steps() == dc, tag + " optimizer steps", "");
+}
+
+// The errors of the CPU version, with its messages.
+void trials_errors() {
+  using namespace bsx;
+  const std::vector<int> w = {7, 5, 3};
+  std::mt19937 rng(5);
+  const cpu::Dataset data = make_data(77, 20, 7, 3, rng);
+  cpu::CpuEnsemble cpu(2, w);
+  cuda::CudaEnsemble gpu(2, w);
+  cpu.init_xavier({1, 2});
+  gpu.init_xavier({1, 2});
+  std::vector<float> e = {-1.0f, 0.0f, 1.0f};
+  const HistogramSpec ok{e.data(), 2}, no_bins{e.data(), 0}, no_edges{nullptr, 2};
+  std::vector<std::int32_t> idx(8, 3), bad_idx(8, 3);
+  bad_idx[5] = 20;
+  const cpu::Dataset wrong = make_data(78, 20, 6, 3, rng);
+  auto message = [](Ensemble& ens, auto&& call) -> std::string {
+    try {
+      call(ens);
+    } catch (const std::exception& ex) {
+      return ex.what();
+    }
+    return "(no error)";
+  };
+  struct Case {
+    std::string what;
+    std::function<void(Ensemble&)> call;
+  };
+  const std::vector<Case> cases = {
+      {"batch 0", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 0, 0.1f, ok, ok, nullptr); }},
+      {"n 0", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 0, 1, 0.1f, ok, ok, nullptr); }},
+      {"no bins", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 1, 0.1f, ok, no_bins, nullptr); }},
+      {"no edges", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 1, 0.1f, no_edges, ok, nullptr); }},
+      {"index out of range", [&](Ensemble& x) { x.grad_trials(data, bad_idx.data(), 4, 1, 0.1f, ok, ok, nullptr); }},
+      {"dataset width", [&](Ensemble& x) { x.grad_trials(wrong, idx.data(), 4, 1, 0.1f, ok, ok, nullptr); }},
+      {"adam", [&](Ensemble& x) {
+         OptimizerConfig adam;
+         adam.kind = OptimizerKind::Adam;
+         x.set_optimizer(adam);
+         try {
+           x.grad_trials(data, idx.data(), 4, 1, 0.1f, ok, ok, nullptr);
+         } catch (...) {
+           x.set_optimizer(OptimizerConfig{});
+           throw;
+         }
+       }},
+  };
+  for (const Case& c : cases) {
+    const std::string mc = message(cpu, c.call), mg = message(gpu, c.call);
+    report(mc == mg && mc != "(no error)", "trials error: " + c.what, mg);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -430,6 +631,18 @@ int main(int argc, char** argv) {
   ensemble_suite(2, {7, 5, 4, 3}, 2, false, id++);
   ensemble_suite(2, {36, 20, 12, 10}, 4, true, id++);
   ensemble_suite(2, {36, 20, 12, 10}, 12, true, id++);
+  histogram_suite();
+  trials_errors();
+  trials_suite(3, {7, 5, 4, 3}, 1, 20, true, id++);        // graph-replayed, b = 1
+  trials_suite(2, {7, 5, 4, 3}, 1, 7, false, id++);        // without graphs
+  trials_suite(3, {7, 5, 4, 3}, 3, 3 * 17 + 2, true, id++);  // graph, then a short step
+  trials_suite(2, {36, 20, 12, 10}, 8, 8 * 16 + 5, true, id++);
+  trials_suite(2, {36, 20, 12, 10}, 64, 64 * 3 + 5, true, id++);  // GEMM steps, a small last one
+  trials_suite(2, {36, 20, 12, 10}, 64, 30, true, id++);   // n < b: one step of n
+  trials_suite(2, {36, 20, 12, 10}, 9, 9 * 2 + 7, true, id++);    // GEMM, short step still GEMM
+  trials_suite(2, {7, 3}, 2, 9, true, id++);               // one layer: it is the last
+  trials_suite(40, {7, 5, 4, 3}, 2, 17 * 2, true, id++);   // many replicas
+  trials_suite(2, {16, 96, 100}, 4, 10, true, id++);       // last weight over one 8192 chunk
   if (!quick) {
     bsx::cuda::g_emu_sms = 1;  // big tiles
     ensemble_suite(2, {64, 132, 40, 10}, 20, true, id++);
