@@ -546,14 +546,8 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
                                           const HistogramSpec& hist_mean,
                                           const HistogramSpec& hist_sum, float* export_s) {
   check_dataset(data);
-  if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
-  if (n < 1) throw std::invalid_argument("grad_trials: need at least one index per replica");
-  for (const HistogramSpec* h : {&hist_mean, &hist_sum})
-    if (h->bins < 1 || h->edges == nullptr)
-      throw std::invalid_argument("grad_trials: a histogram needs at least one bin");
+  check_grad_trials(n, batch, hist_mean, hist_sum);
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
-  if (opt_.kind != OptimizerKind::Sgd)
-    throw std::invalid_argument("grad_trials: the trials take plain SGD steps; set the optimizer to sgd");
   const int last = 2 * (layers() - 1);  // the last layer's weight matrix
   const std::int64_t numel = tensor_numel(last);
   const std::size_t total = static_cast<std::size_t>(replicas_) * numel;

@@ -56,10 +56,15 @@ void Ensemble::reset_to_snapshot() {
   }
 }
 
-GradTrialsResult Ensemble::grad_trials(const cpu::Dataset&, const std::int32_t*, std::int64_t, int,
-                                       float, const HistogramSpec&, const HistogramSpec&, float*) {
-  throw std::runtime_error("gradient trials are not available on the " + backend() +
-                           " backend; use the cpu backend");
+void Ensemble::check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
+                                 const HistogramSpec& hist_sum) const {
+  if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
+  if (n < 1) throw std::invalid_argument("grad_trials: need at least one index per replica");
+  for (const HistogramSpec* h : {&hist_mean, &hist_sum})
+    if (h->bins < 1 || h->edges == nullptr)
+      throw std::invalid_argument("grad_trials: a histogram needs at least one bin");
+  if (opt_.kind != OptimizerKind::Sgd)
+    throw std::invalid_argument("grad_trials: the trials take plain SGD steps; set the optimizer to sgd");
 }
 
 std::unique_ptr<Ensemble> make_ensemble(const std::string& backend, int replicas,

@@ -125,9 +125,14 @@ class Ensemble {
   virtual GradTrialsResult grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
                                        std::int64_t n, int batch, float lr,
                                        const HistogramSpec& hist_mean,
-                                       const HistogramSpec& hist_sum, float* export_s);
+                                       const HistogramSpec& hist_sum, float* export_s) = 0;
 
  protected:
+  // The checks of grad_trials' arguments that do not depend on the backend (batch, n, bins,
+  // the optimiser); the backends check the dataset and the indices themselves.
+  void check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
+                         const HistogramSpec& hist_sum) const;
+
   int replicas_;
   std::vector<int> widths_;
   bool has_snapshot_ = false;
