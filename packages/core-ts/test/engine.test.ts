@@ -551,7 +551,7 @@ describe('the fused small-batch SGD path (b <= 4 by default, kernels up to 8)', 
 
   it('equals the GEMM path to float rounding, and is bit-identical on 1 and 2 threads', async () => {
     try {
-      // one replica: its layers are cut across threads; three: threads take whole replicas
+      // one replica runs on one thread; three: threads take whole replicas
       const run = async (smallMax: number, threads: number, b: number, replicas: number): Promise<{ loss: Float64Array; params: Float32Array[] }> => {
         gemm.setSmallBatchMax(smallMax);
         gemm.setThreads(threads);

@@ -23,24 +23,6 @@ namespace {
 // activations stay modest.
 constexpr std::int64_t kEvalChunk = 512;
 
-// Below this many weights, a small-batch layer runs on the calling thread alone: cutting it
-// across threads would cost more than it saves.
-constexpr std::int64_t kSmallBatchParallelWeights = 65536;
-
-// Runs body(begin, end) over [0, n) cut into one piece per thread at multiples of `align`,
-// or inline when `weights` (the layer's size) is small.
-template <typename F>
-void split_layer(int n, int align, std::int64_t weights, F&& body) {
-  const int units = (n + align - 1) / align;
-  if (weights < kSmallBatchParallelWeights || units < 2 || num_threads() < 2) {
-    body(0, n);
-    return;
-  }
-  parallel_for(units, [&](std::int64_t lo, std::int64_t hi, int) {
-    body(static_cast<int>(lo) * align, std::min(n, static_cast<int>(hi) * align));
-  });
-}
-
 // One step of a gradient trial: adds the last layer's gradient g (of the batch-mean loss, b
 // samples) to S_mean and b*g to S_sum, and its norm to the step-norm sums (stats layout in
 // engine/ensemble.h); the first step also records |g_1|^2.
@@ -460,8 +442,8 @@ template <typename F>
 void CpuEnsemble::for_each_replica_small_batch(F&& fn) {
   const int T = num_threads();
   if (static_cast<int>(sb_ws_.size()) < T) sb_ws_.resize(T);
-  if (replicas_ >= T && T > 1) {
-    // whole replicas per thread: no barrier inside a step (layer cuts run inline)
+  if (T > 1 && replicas_ > 1) {
+    // whole replicas per thread: no barrier inside a step
     parallel_for(replicas_, [&](std::int64_t lo, std::int64_t hi, int t) {
       for (std::int64_t r = lo; r < hi; ++r) fn(static_cast<int>(r), sb_ws_[t]);
     });
@@ -512,9 +494,7 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
       const int in = widths_[l], out = widths_[l + 1];
       const bool relu = l < L - 1;
       float* y = ws.act[l + 1].data();
-      split_layer(out, 4, static_cast<std::int64_t>(in) * out, [&](int j0, int j1) {
-        ks.forward_rows(W[l], bias[l], in, xs[l].data(), b, relu, y, ld[l + 1], j0, j1);
-      });
+      ks.forward_rows(W[l], bias[l], in, xs[l].data(), b, relu, y, ld[l + 1], 0, out);
     }
     log_softmax_nll(ws.act[L].data(), labels, b, C, 1.0f / static_cast<float>(b),
                     ws.delta[L].data(), loss_sum, &hits);
@@ -523,10 +503,8 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
       const float* delta = ws.delta[l + 1].data();
       float* dx = l > 0 ? ws.delta[l].data() : nullptr;
       float* grad = (trial != nullptr && l == L - 1) ? ws.grad.data() : nullptr;
-      split_layer(in, ks.align, static_cast<std::int64_t>(in) * out, [&](int k0, int k1) {
-        ks.backward_cols(W[l], in, out, delta, ld[l + 1], xs[l].data(), b, lr, l > 0, dx, ld[l],
-                         grad, k0, k1);
-      });
+      ks.backward_cols(W[l], in, out, delta, ld[l + 1], xs[l].data(), b, lr, l > 0, dx, ld[l],
+                       grad, 0, in);
       // the bias: its gradient is the column sums of delta (in row order, as column_sums)
       for (int j = 0; j < out; ++j) {
         float g = 0.0f;

@@ -59,9 +59,11 @@ class CpuEnsemble final : public Ensemble {
   void apply_update(const float* lr, Reps g);
 
   // The small-batch path (cpu/smallb.h): SGD at b <= small_batch_max(), each replica's steps
-  // back to back (its weights stay in cache from step to step). With at least as many
-  // replicas as threads, threads take whole replicas; else each layer's rows or columns are
-  // cut across the threads. Results equal the GEMM path's to float rounding and do not
+  // back to back (its weights stay in cache from step to step), threads taking whole
+  // replicas. A single replica runs on one thread: cutting its layers across two threads was
+  // measured 2.7x slower at b = 1 on the 2-core build machine (every weight row, written by
+  // both threads in the backward pass and read by one in the forward pass, moved between the
+  // cores' caches each step). Results equal the GEMM path's to float rounding and do not
   // depend on the thread count.
   bool use_small_batch(int batch) const;
   struct SmallBatchWorkspace {
@@ -75,8 +77,7 @@ class CpuEnsemble final : public Ensemble {
     double* s_sum;
     double* stats;   // the replica's kTrialStats row
   };
-  // Runs `fn(r, workspace)` for every replica r, in parallel over replicas when there are
-  // enough of them.
+  // Runs `fn(r, workspace)` for every replica r, in parallel over replicas.
   template <typename F>
   void for_each_replica_small_batch(F&& fn);
   // Steps of replica r over idx[0..n) in batches of `batch`; adds the loss sums to *loss_sum.
