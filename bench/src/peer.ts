@@ -14,7 +14,7 @@ import { join } from 'node:path';
 // Workloads and reports
 
 /** Peers the runner knows, in the order it runs them. */
-export const PEER_IDS = ['bsx', 'pytorch', 'tfjs-wasm', 'tfjs-cpu', 'tfjs-node'] as const;
+export const PEER_IDS = ['bsx', 'bsx-cuda', 'pytorch', 'tfjs-wasm', 'tfjs-cpu', 'tfjs-node'] as const;
 export type PeerId = (typeof PEER_IDS)[number];
 
 export const WORKLOAD_NAMES = ['train', 'eval', 'gradTrial', 'gemm'] as const;
@@ -119,6 +119,9 @@ export type Availability = { available: true; version?: string } | { available: 
 export interface PeerModule {
   detect?: () => Promise<Availability>;
   run: (options: PeerRunOptions) => Promise<PeerReport>;
+  /** The same on the CUDA backend (peer 'bsx-cuda'; no GEMM workloads). */
+  detectCuda?: () => Promise<Availability>;
+  runCuda?: (options: PeerRunOptions) => Promise<PeerReport>;
 }
 
 // ---------------------------------------------------------------------------

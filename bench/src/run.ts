@@ -247,37 +247,42 @@ function planArgs(ctx: Ctx): string[] {
   return args;
 }
 
-async function runBsx(ctx: Ctx): Promise<PeerEntry> {
+async function runBsx(ctx: Ctx, peer: 'bsx' | 'bsx-cuda'): Promise<PeerEntry> {
   // A variable specifier: the module is written separately and may not exist yet.
   const spec = './peers/bsx.js';
   let mod: PeerModule;
   try {
     const m = (await import(spec)) as Partial<PeerModule> & { default?: PeerModule };
     mod = (typeof m.run === 'function' ? m : m.default) as PeerModule;
-    if (!mod || typeof mod.run !== 'function') return { peer: 'bsx', status: 'failed', reason: './peers/bsx.js exports no run()' };
+    if (!mod || typeof mod.run !== 'function') return { peer, status: 'failed', reason: './peers/bsx.js exports no run()' };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes('peers/bsx.js')) {
-      return { peer: 'bsx', status: 'not built', reason: 'bench/dist/peers/bsx.js does not exist (bench/src/peers/bsx.ts not written or not compiled)' };
+      return { peer, status: 'not built', reason: 'bench/dist/peers/bsx.js does not exist (bench/src/peers/bsx.ts not written or not compiled)' };
     }
-    return { peer: 'bsx', status: 'unavailable', reason: `${e.code ? `${e.code}: ` : ''}${e.message}` };
+    return { peer, status: 'unavailable', reason: `${e.code ? `${e.code}: ` : ''}${e.message}` };
   }
-  if (mod.detect) {
-    const a: Availability = await mod.detect();
-    if (!a.available) return { peer: 'bsx', status: 'unavailable', reason: a.reason };
+  const cuda = peer === 'bsx-cuda';
+  const detect = cuda ? mod.detectCuda : mod.detect;
+  const run = cuda ? mod.runCuda : mod.run;
+  if (!run) return { peer, status: 'failed', reason: './peers/bsx.js exports no runCuda()' };
+  if (detect) {
+    const a: Availability = await detect();
+    if (!a.available) return { peer, status: 'unavailable', reason: a.reason };
   }
   const t0 = performance.now();
   try {
-    const report = await mod.run({
+    const report = await run({
       dataDir: ctx.dataDir,
-      workloads: ctx.plan,
+      // the engine's GEMM entry point is the CPU's: the GPU is timed on the MLP's workloads
+      workloads: cuda ? ctx.plan.filter((w) => w.workload !== 'gemm') : ctx.plan,
       seconds: ctx.seconds,
       quick: ctx.quick,
-      log: (m) => process.stderr.write(`[bsx] ${m}\n`),
+      log: (m) => process.stderr.write(`[${peer}] ${m}\n`),
     });
-    return { peer: 'bsx', status: 'ok', wallSeconds: (performance.now() - t0) / 1000, report };
+    return { peer, status: 'ok', wallSeconds: (performance.now() - t0) / 1000, report };
   } catch (err) {
-    return { peer: 'bsx', status: 'failed', reason: err instanceof Error ? (err.stack ?? err.message) : String(err) };
+    return { peer, status: 'failed', reason: err instanceof Error ? (err.stack ?? err.message) : String(err) };
   }
 }
 
@@ -498,7 +503,7 @@ async function main(): Promise<number> {
     process.stderr.write(`== ${peer}\n`);
     const busyBefore = await busyFraction();
     let entry: PeerEntry;
-    if (peer === 'bsx') entry = await runBsx(ctx);
+    if (peer === 'bsx' || peer === 'bsx-cuda') entry = await runBsx(ctx, peer);
     else if (peer === 'pytorch') entry = await runPytorch(ctx);
     else entry = await runTfjs(ctx, peer);
     if (entry.status === 'ok' && busyBefore !== undefined) entry.busyBefore = Math.round(busyBefore * 1000) / 1000;

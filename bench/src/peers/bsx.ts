@@ -21,14 +21,25 @@ import {
   type Workload,
 } from '../peer.js';
 
-/** Trials run together as replicas in one call. */
-const TRIAL_REPLICAS = 16;
+/** Trials run together as replicas in one call (the GPU needs many to fill it). */
+const TRIAL_REPLICAS = { cpu: 16, cuda: 1000 } as const;
 /** Samples per training call (whole batches). */
 const SAMPLES_PER_CALL = 8192;
 
 export async function detect(): Promise<Availability> {
   try {
     const info = engineInfo();
+    return { available: true, version: info.version };
+  } catch (err) {
+    return { available: false, reason: (err as Error).message };
+  }
+}
+
+/** The 'bsx-cuda' peer: the same workloads on the CUDA backend, when a GPU is usable. */
+export async function detectCuda(): Promise<Availability> {
+  try {
+    const info = engineInfo();
+    if (!info.cuda.available) return { available: false, reason: `cuda: ${info.cuda.reason ?? 'unavailable'}` };
     return { available: true, version: info.version };
   } catch (err) {
     return { available: false, reason: (err as Error).message };
@@ -42,6 +53,9 @@ interface Ctx {
   testDs: Dataset;
   weights: Float32Array[];
   seconds: number;
+  backend: 'cpu' | 'cuda';
+  /** The trials' ensemble, made once: every trial starts from its snapshot (the Glorot weights). */
+  trialEnsemble?: Ensemble;
 }
 
 function setGlorot(ens: Ensemble, weights: Float32Array[]): void {
@@ -52,7 +66,7 @@ function setGlorot(ens: Ensemble, weights: Float32Array[]): void {
 }
 
 function fresh(ctx: Ctx, replicas = 1): Ensemble {
-  const ens = new Ensemble({ replicas });
+  const ens = new Ensemble({ replicas, backend: ctx.backend });
   ens.init(Array.from({ length: replicas }, (_, i) => i));
   setGlorot(ens, ctx.weights);
   ens.setOptimizer('sgd');
@@ -109,9 +123,12 @@ async function runEval(ctx: Ctx, chunk: number): Promise<PeerResult> {
 }
 
 async function runGradTrial(ctx: Ctx, b: number): Promise<PeerResult> {
-  const R = TRIAL_REPLICAS;
-  const ens = fresh(ctx, R);
-  ens.snapshot();
+  const R = TRIAL_REPLICAS[ctx.backend];
+  if (!ctx.trialEnsemble) {
+    ctx.trialEnsemble = fresh(ctx, R);
+    ctx.trialEnsemble.snapshot();
+  }
+  const ens = ctx.trialEnsemble;
   const steps = trialSteps(b).length;
   const edges = [-1e3, 1e3];
   const check: Check = {};
@@ -153,6 +170,14 @@ async function runGemm(ctx: Ctx, shape: readonly [number, number, number]): Prom
 }
 
 export async function run(options: PeerRunOptions): Promise<PeerReport> {
+  return runOn('cpu', options);
+}
+
+export async function runCuda(options: PeerRunOptions): Promise<PeerReport> {
+  return runOn('cuda', options);
+}
+
+async function runOn(backend: 'cpu' | 'cuda', options: PeerRunOptions): Promise<PeerReport> {
   const info = engineInfo();
   options.log(`bsx ${info.version}: ${info.cpu.simdPath} kernels, ${info.cpu.threads} threads`);
   const train = loadSplit(options.dataDir, 'train');
@@ -164,9 +189,11 @@ export async function run(options: PeerRunOptions): Promise<PeerReport> {
     testDs: Dataset.fromArrays(test.x, test.labels, { dim: 784, classes: 10, name: 'mnist/test' }),
     weights: glorotWeights(),
     seconds: options.seconds,
+    backend,
   };
-  options.log('bsx: measuring the fp32 ceiling');
-  const peakGflops = binding().gemm.peakGflops(options.quick ? 0.3 : 1.0);
+  const cuda = backend === 'cuda';
+  if (!cuda) options.log('bsx: measuring the fp32 ceiling');
+  const peakGflops = cuda ? undefined : binding().gemm.peakGflops(options.quick ? 0.3 : 1.0);
   const results: PeerResult[] = [];
   for (const w of options.workloads as Workload[]) {
     options.log(`bsx: ${w.workload} ${'shape' in w ? w.shape.join('x') : `b=${w.b}`}`);
@@ -175,13 +202,23 @@ export async function run(options: PeerRunOptions): Promise<PeerReport> {
     else if (w.workload === 'gradTrial') results.push(await runGradTrial(ctx, w.b));
     else results.push(await runGemm(ctx, w.shape));
   }
+  if (cuda) {
+    return {
+      peer: 'bsx-cuda',
+      version: info.version,
+      blas: `bsx's own CUDA kernels (${info.cuda.name ?? 'GPU'})`,
+      threads: 1,
+      threading: `one GPU; gradient trials ${TRIAL_REPLICAS.cuda} at a time as replicas`,
+      results,
+    };
+  }
   return {
     peer: 'bsx',
     version: info.version,
     blas: `bsx's own GEMM (${info.cpu.gemmKernel})`,
     threads: info.cpu.threads,
     threading: `bsx thread pool, ${info.cpu.threads} threads`,
-    peakGflops,
+    peakGflops: peakGflops!,
     peakNote: 'independent register-resident FMA chains on every pool thread',
     results,
   };
