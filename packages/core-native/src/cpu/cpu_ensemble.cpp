@@ -106,12 +106,6 @@ void CpuEnsemble::snapshot() {
   has_snapshot_ = true;
 }
 
-void CpuEnsemble::set_optimizer(const OptimizerConfig& cfg) {
-  const bool kind_changed = cfg.kind != opt_.kind;
-  opt_ = cfg;
-  if (kind_changed) reset_optimizer_state();
-}
-
 void CpuEnsemble::reset_optimizer_state() {
   std::fill(steps_.begin(), steps_.end(), 0);
   for (int t = 0; t < tensor_count(); ++t) {

@@ -835,12 +835,6 @@ void CudaEnsemble::snapshot() {
   has_snapshot_ = true;
 }
 
-void CudaEnsemble::set_optimizer(const OptimizerConfig& cfg) {
-  const bool kind_changed = cfg.kind != opt_.kind;
-  opt_ = cfg;
-  if (kind_changed) reset_optimizer_state();
-}
-
 void CudaEnsemble::reset_optimizer_state() {
   State& s = *s_;
   BSX_CUDA_CHECK(cudaSetDevice(s.device));

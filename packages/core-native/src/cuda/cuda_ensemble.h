@@ -21,7 +21,6 @@ class CudaEnsemble final : public Ensemble {
 
   void init_xavier(const std::vector<std::uint64_t>& seeds) override;
   void snapshot() override;
-  void set_optimizer(const OptimizerConfig& cfg) override;
   void reset_optimizer_state() override;
   void train(const cpu::Dataset& data, const std::int32_t* indices, std::int64_t n, int batch,
              const float* lr, double* loss_out) override;

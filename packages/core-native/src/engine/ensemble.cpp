@@ -56,6 +56,12 @@ void Ensemble::reset_to_snapshot() {
   }
 }
 
+void Ensemble::set_optimizer(const OptimizerConfig& cfg) {
+  const bool kind_changed = cfg.kind != opt_.kind;
+  opt_ = cfg;
+  if (kind_changed) reset_optimizer_state();
+}
+
 void Ensemble::check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
                                  const HistogramSpec& hist_sum) const {
   if (batch < 1) throw std::invalid_argument("batch size must be >= 1");

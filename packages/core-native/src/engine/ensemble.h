@@ -80,7 +80,7 @@ class Ensemble {
   bool has_snapshot() const { return has_snapshot_; }
 
   // Changing the optimiser kind resets its state; the same kind keeps it (phases).
-  virtual void set_optimizer(const OptimizerConfig& cfg) = 0;
+  void set_optimizer(const OptimizerConfig& cfg);
   virtual void reset_optimizer_state() = 0;
   const OptimizerConfig& optimizer() const { return opt_; }
   const std::vector<std::int64_t>& optimizer_steps() const { return steps_; }

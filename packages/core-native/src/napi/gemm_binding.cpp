@@ -18,6 +18,7 @@
 #include "cpu/peak.h"
 #include "cpu/smallb.h"
 #include "cpu/thread_pool.h"
+#include "napi/check.h"
 #include "napi/register.h"
 
 namespace bsx::napi {
@@ -26,26 +27,12 @@ namespace {
 constexpr double kMaxDim = 2147483647.0;         // int dimensions
 constexpr double kMaxIndex = 9007199254740991.0;  // 2^53 - 1: leading dims, strides
 
-std::string Kind(const Napi::Value& v) {
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsNull()) return "null";
-  if (v.IsBoolean()) return "a boolean";
-  if (v.IsNumber()) return "the number " + v.ToString().Utf8Value();
-  if (v.IsString()) return "a string";
-  if (v.IsTypedArray()) return "a typed array";
-  if (v.IsArray()) return "an array";
-  if (v.IsFunction()) return "a function";
-  return "an object";
-}
-
 std::string Num(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.0f", v);
   return buf;
 }
 
-[[noreturn]] void Type(Napi::Env env, const std::string& m) { throw Napi::TypeError::New(env, m); }
-[[noreturn]] void Range(Napi::Env env, const std::string& m) { throw Napi::RangeError::New(env, m); }
 
 // The options object of one call, with the function name for messages. All the properties
 // are read once, up front: property getters (JS code) run before any typed array's memory
@@ -55,8 +42,8 @@ class Opts {
   Opts(const Napi::CallbackInfo& info, const char* fn) : env_(info.Env()), fn_(fn) {
     if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray() ||
         info[0].IsFunction()) {
-      Type(env_, fn_ + ": expected an options object, got " +
-                     (info.Length() < 1 ? std::string("nothing") : Kind(info[0])));
+      ThrowType(env_, fn_ + ": expected an options object, got " +
+                     (info.Length() < 1 ? std::string("nothing") : Describe(info[0])));
     }
     Napi::Object o = info[0].As<Napi::Object>();
     for (const char* key : {"transA", "transB", "M", "N", "K", "alpha", "beta", "a", "lda", "b",
@@ -72,14 +59,14 @@ class Opts {
   bool Bool(const char* key, bool dflt) const {
     Napi::Value v = Get(key);
     if (v.IsUndefined()) return dflt;
-    if (!v.IsBoolean()) Type(env_, fn_ + ": " + key + " must be a boolean, got " + Kind(v));
+    if (!v.IsBoolean()) ThrowType(env_, fn_ + ": " + key + " must be a boolean, got " + Describe(v));
     return v.As<Napi::Boolean>().Value();
   }
 
   double Number(const char* key, double dflt) const {
     Napi::Value v = Get(key);
     if (v.IsUndefined()) return dflt;
-    if (!v.IsNumber()) Type(env_, fn_ + ": " + key + " must be a number, got " + Kind(v));
+    if (!v.IsNumber()) ThrowType(env_, fn_ + ": " + key + " must be a number, got " + Describe(v));
     return v.As<Napi::Number>().DoubleValue();
   }
 
@@ -87,12 +74,12 @@ class Opts {
   double Int(const char* key, double lo, double hi, double dflt = -1) const {
     Napi::Value v = Get(key);
     if (v.IsUndefined() && dflt >= 0) return dflt;
-    if (!v.IsNumber()) Type(env_, fn_ + ": " + key + " must be an integer, got " + Kind(v));
+    if (!v.IsNumber()) ThrowType(env_, fn_ + ": " + key + " must be an integer, got " + Describe(v));
     const double d = v.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || std::floor(d) != d)
-      Range(env_, fn_ + ": " + key + " must be an integer, got " + v.ToString().Utf8Value());
+      ThrowRange(env_, fn_ + ": " + key + " must be an integer, got " + v.ToString().Utf8Value());
     if (d < lo || d > hi)
-      Range(env_, fn_ + ": " + key + " must be in [" + Num(lo) + ", " + Num(hi) + "], got " +
+      ThrowRange(env_, fn_ + ": " + key + " must be in [" + Num(lo) + ", " + Num(hi) + "], got " +
                       Num(d));
     return d;
   }
@@ -102,7 +89,7 @@ class Opts {
     Napi::Value v = Get(key);
     if (optional && (v.IsUndefined() || v.IsNull())) return Napi::Float32Array();
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      Type(env_, fn_ + ": " + key + " must be a Float32Array, got " + Kind(v));
+      ThrowType(env_, fn_ + ": " + key + " must be a Float32Array, got " + Describe(v));
     return v.As<Napi::Float32Array>();
   }
 
@@ -111,7 +98,7 @@ class Opts {
                   const std::string& why) const {
     const double have = static_cast<double>(arr.ElementLength());
     if (have < need) {
-      Range(env_, fn_ + ": " + key + " has " + Num(have) + " elements, needs at least " +
+      ThrowRange(env_, fn_ + ": " + key + " has " + Num(have) + " elements, needs at least " +
                       Num(need) + " (" + why + ")");
     }
   }
@@ -149,7 +136,7 @@ Napi::Value RunGemm(const Napi::CallbackInfo& info, bool reference) {
   const double sb = o.Int("strideB", 0, kMaxIndex, b_rows * ldb);
   const double sc = o.Int("strideC", 0, kMaxIndex, M * ldc);
   if (batch > 1 && sc < one_c) {
-    Range(env, o.fn() + ": strideC must be at least " + Num(one_c) +
+    ThrowRange(env, o.fn() + ": strideC must be at least " + Num(one_c) +
                    " so that the batch's outputs do not overlap (M=" + Num(M) + ", N=" + Num(N) +
                    ", ldc=" + Num(ldc) + "), got " + Num(sc));
   }
@@ -249,8 +236,8 @@ Napi::Value SimdPath(const Napi::CallbackInfo& info) {
 Napi::Value SetSimdPath(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString())
-    Type(env, "setSimdPath: name must be a string, got " +
-                  (info.Length() < 1 ? std::string("nothing") : Kind(info[0])));
+    ThrowType(env, "setSimdPath: name must be a string, got " +
+                  (info.Length() < 1 ? std::string("nothing") : Describe(info[0])));
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   cpu::SimdPath p;
   if (name == "portable") {
@@ -260,10 +247,10 @@ Napi::Value SetSimdPath(const Napi::CallbackInfo& info) {
   } else if (name == "avx512") {
     p = cpu::SimdPath::Avx512;
   } else {
-    Range(env, "setSimdPath: unknown SIMD path '" + name + "' (expected portable, avx2 or avx512)");
+    ThrowRange(env, "setSimdPath: unknown SIMD path '" + name + "' (expected portable, avx2 or avx512)");
   }
   if (!cpu::simd_path_supported(p))
-    Range(env, "setSimdPath: this CPU cannot run the " + name + " path");
+    ThrowRange(env, "setSimdPath: this CPU cannot run the " + name + " path");
   Guard(env, "setSimdPath", [&] {
     cpu::set_simd_path(p);
     return 0;
@@ -290,11 +277,11 @@ Napi::Value Threads(const Napi::CallbackInfo& info) {
 int IntArg(const Napi::CallbackInfo& info, const char* fn, int lo, int hi) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber())
-    Type(env, std::string(fn) + ": n must be an integer, got " +
-                  (info.Length() < 1 ? std::string("nothing") : Kind(info[0])));
+    ThrowType(env, std::string(fn) + ": n must be an integer, got " +
+                  (info.Length() < 1 ? std::string("nothing") : Describe(info[0])));
   const double n = info[0].As<Napi::Number>().DoubleValue();
   if (!std::isfinite(n) || std::floor(n) != n || n < lo || n > hi)
-    Range(env, std::string(fn) + ": n must be an integer in [" + std::to_string(lo) + ", " +
+    ThrowRange(env, std::string(fn) + ": n must be an integer in [" + std::to_string(lo) + ", " +
                    std::to_string(hi) + "], got " + info[0].ToString().Utf8Value());
   return static_cast<int>(n);
 }
@@ -331,10 +318,10 @@ Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
   double seconds = 0.5;
   if (info.Length() >= 1 && !info[0].IsUndefined()) {
     if (!info[0].IsNumber())
-      Type(env, "peakGflops: seconds must be a number, got " + Kind(info[0]));
+      ThrowType(env, "peakGflops: seconds must be a number, got " + Describe(info[0]));
     seconds = info[0].As<Napi::Number>().DoubleValue();
     if (!(seconds > 0 && seconds <= 10))
-      Range(env, "peakGflops: seconds must be in (0, 10], got " + info[0].ToString().Utf8Value());
+      ThrowRange(env, "peakGflops: seconds must be in (0, 10], got " + info[0].ToString().Utf8Value());
   }
   return Napi::Number::New(
       env, Guard(env, "peakGflops", [&] { return cpu::measure_peak_gflops(seconds); }));
