@@ -161,7 +161,7 @@ async function runBench() {
     const k = 1024;
     const ens = new addon.Ensemble({ replicas: R, widths, backend: 'cuda' });
     ens.init(Float64Array.from({ length: R }, (_, r) => r + 1));
-    ens.setOptimizer('sgd');
+    ens.setOptimizer({ name: 'sgd' });
     ens.snapshot();
     const copies = [];
     for (let i = 0; i < 5; i++) {

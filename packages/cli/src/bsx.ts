@@ -3,7 +3,7 @@
 // every error ends the process with a non-zero code and a one-line reason.
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { setThreads, version } from '@bsx/core';
+import { optimizers, setThreads, version } from '@bsx/core';
 import { infoCommand } from './commands/info.js';
 import { gradStudyCommand } from './commands/grad-study.js';
 import { findingsCommand, reportCommand, runCommand } from './commands/run.js';
@@ -40,6 +40,54 @@ function posNumberArg(name: string) {
   };
 }
 
+// Decimal or exponent notation only (no hex, no empty string, no Infinity).
+const DECIMAL_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/**
+ * One option per hyperparameter of the engine's optimisers (--momentum, --nesterov,
+ * --weight-decay, --beta1, ...), read from its table, so a new optimiser needs no change here.
+ * Without a loadable engine the options are left out (the command then fails with the reason).
+ */
+function addOptimizerOptions(cmd: Command): Command {
+  let table: ReturnType<typeof optimizers>;
+  try {
+    table = optimizers();
+  } catch {
+    return cmd;
+  }
+  const names = table.map((o) => o.name);
+  cmd.option(
+    '--optimizer <spec>',
+    `optimiser: ${names.join(', ')}, optionally with hyperparameters, e.g. sgd(momentum=0.9,nesterov)`,
+    'sgd',
+  );
+  const seen = new Map<string, string[]>();
+  for (const o of table) {
+    for (const h of o.hyperparameters) {
+      const d = seen.get(h.name) ?? [];
+      d.push(`${o.name} ${h.type === 'boolean' ? (h.default ? 'on' : 'off') : String(h.default)}`);
+      seen.set(h.name, d);
+    }
+  }
+  for (const [name, defaults] of seen) {
+    const h = table.flatMap((o) => o.hyperparameters).find((x) => x.name === name)!;
+    const help = `${h.doc} (default: ${defaults.join(', ')})`;
+    if (h.type === 'boolean') {
+      cmd.option(`--${kebab(name)}`, help);
+    } else {
+      cmd.option(`--${kebab(name)} <x>`, help, (v: string): number => {
+        if (!DECIMAL_RE.test(v.trim())) throw new InvalidArgumentError(`--${kebab(name)} must be a number, got '${v}'`);
+        return Number(v);
+      });
+    }
+  }
+  return cmd;
+}
+
 const program = new Command();
 program
   .name('bsx')
@@ -59,14 +107,17 @@ program
   .option('--json', 'print JSON')
   .action((opts) => infoCommand(opts));
 
-program
+const trainCmd = program
   .command('train')
   .description('train the study MLP on MNIST and evaluate after every epoch')
   .option('-b, --batch-size <n>', 'batch size', intArg('--batch-size', 1), 64)
   .option('--lr <x>', 'learning rate', posNumberArg('--lr'), 0.01)
-  .option('-e, --epochs <n>', 'epochs', intArg('--epochs', 1), 1)
-  .addOption(new Option('--optimizer <name>', 'optimiser').choices(['sgd', 'adam']).default('sgd'))
-  .option('--phases <list>', 'phases BATCHxEPOCHS@LR[:sgd|adam], comma-separated, e.g. 1024x1@0.01,64x30@0.01 (replaces -b, -e, --lr, --optimizer)')
+  .option('-e, --epochs <n>', 'epochs', intArg('--epochs', 1), 1);
+addOptimizerOptions(trainCmd)
+  .option(
+    '--phases <list>',
+    'phases BATCHxEPOCHS@LR[:OPTIMIZER], comma-separated, e.g. 1024x1@0.01,64x30@0.01 or 64x2@0.01:sgd(momentum=0.9,nesterov) (replaces -b, -e, --lr, --optimizer and its hyperparameters)',
+  )
   .option('--seed <n>', 'seed of the weights and the data order (the first seed with --seeds)', intArg('--seed', 0), 0)
   .option('--seeds <k>', 'train K seeds (seed, seed+1, ...) together as replicas', intArg('--seeds', 1), 1)
   .option('--train-limit <n>', 'use only the first N training samples', intArg('--train-limit', 1))

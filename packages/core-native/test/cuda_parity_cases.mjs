@@ -302,8 +302,8 @@ export function parityCases(addon) {
       add(`${tag} b=${b}: Adam train steps`, async (log) => {
         const { ds, count } = dataOf();
         const { cpu, gpu, rnd } = makePair(addon, R, widths, 5 + b);
-        cpu.setOptimizer('adam');
-        gpu.setOptimizer('adam');
+        cpu.setOptimizer({ name: 'adam' });
+        gpu.setOptimizer({ name: 'adam' });
         const n = 2 * b + 1;
         const idx = indices(rnd, R * n, count);
         const lr = Float32Array.from({ length: R }, (_, r) => 1e-3 * (r + 1));
@@ -312,8 +312,45 @@ export function parityCases(addon) {
         const lg = await gpu.train(ds, idx, n, b, lr);
         expectClose(lg, lc, ...TOL.loss, 'train loss');
         compareUpdates(cpu, gpu, widths, start, ...TOL.adamUpdate, 3 * 1e-3 * R, 'after Adam');
-        compareParams(cpu, gpu, widths, ...TOL.adamState, 'after Adam', log, 'adamM');
-        compareParams(cpu, gpu, widths, ...TOL.adamState, 'after Adam', log, 'adamV');
+        compareParams(cpu, gpu, widths, ...TOL.adamState, 'after Adam', log, 'expAvg');
+        compareParams(cpu, gpu, widths, ...TOL.adamState, 'after Adam', log, 'expAvgSq');
+      });
+
+      add(`${tag} b=${b}: SGD with momentum, Nesterov and weight decay, per replica`, async (log) => {
+        const { ds, count } = dataOf();
+        const { cpu, gpu, rnd } = makePair(addon, R, widths, 7 + b);
+        const pick = (xs) => Array.from({ length: R }, (_, r) => xs[r % xs.length]);
+        const opt = { name: 'sgd', momentum: pick([0.9, 0.5, 0]), dampening: pick([0, 0.3, 0]), nesterov: pick([true, false, false]), weightDecay: pick([0, 0.01, 0.001]) };
+        cpu.setOptimizer(opt);
+        gpu.setOptimizer(opt);
+        const n = 5 * b + 1;
+        const idx = indices(rnd, R * n, count);
+        const lr = Float32Array.from({ length: R }, (_, r) => 0.02 * (r + 1));
+        const start = paramsOf(cpu, widths);
+        const lc = await cpu.train(ds, idx, n, b, lr);
+        const lg = await gpu.train(ds, idx, n, b, lr);
+        expectClose(lg, lc, ...TOL.loss, 'train loss');
+        compareParams(cpu, gpu, widths, ...TOL.stepParams, 'after SGD with momentum', log, 'param', start);
+        compareParams(cpu, gpu, widths, ...TOL.adamState, 'after SGD with momentum', log, 'momentumBuffer');
+        expectClose(gpu.getOptimizerSteps(), cpu.getOptimizerSteps(), 0, 0, 'optimizer steps');
+      });
+
+      add(`${tag} b=${b}: AdamW train steps, decoupled weight decay per replica`, async (log) => {
+        const { ds, count } = dataOf();
+        const { cpu, gpu, rnd } = makePair(addon, R, widths, 8 + b);
+        const opt = { name: 'adamw', weightDecay: Array.from({ length: R }, (_, r) => [0.01, 0.5, 0][r % 3]) };
+        cpu.setOptimizer(opt);
+        gpu.setOptimizer(opt);
+        const n = 2 * b + 1;
+        const idx = indices(rnd, R * n, count);
+        const lr = Float32Array.from({ length: R }, (_, r) => 1e-3 * (r + 1));
+        const start = paramsOf(cpu, widths);
+        const lc = await cpu.train(ds, idx, n, b, lr);
+        const lg = await gpu.train(ds, idx, n, b, lr);
+        expectClose(lg, lc, ...TOL.loss, 'train loss');
+        compareUpdates(cpu, gpu, widths, start, ...TOL.adamUpdate, 3 * 1e-3 * R, 'after AdamW');
+        compareParams(cpu, gpu, widths, ...TOL.adamState, 'after AdamW', log, 'expAvg');
+        compareParams(cpu, gpu, widths, ...TOL.adamState, 'after AdamW', log, 'expAvgSq');
       });
     }
 
@@ -321,8 +358,8 @@ export function parityCases(addon) {
       const { ds, count } = dataOf();
       const { cpu, gpu, rnd } = makePair(addon, R, widths, 6);
       for (const opt of ['sgd', 'adam']) {
-        cpu.setOptimizer(opt);
-        gpu.setOptimizer(opt);
+        cpu.setOptimizer({ name: opt });
+        gpu.setOptimizer({ name: opt });
         const b = 2;
         const n = 40 * b + 1;
         const idx = indices(rnd, R * n, count);

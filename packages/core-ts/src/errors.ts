@@ -8,7 +8,15 @@ export type BsxErrorCode =
   | 'BSX_DEVICE_UNAVAILABLE'
   | 'BSX_RUN_LOCKED'
   | 'BSX_RUN_CORRUPT'
-  | 'BSX_CANCELLED';
+  | 'BSX_CANCELLED'
+  // from the native engine (err.code of its TypeError/RangeError/Error)
+  | 'BSX_OUT_OF_MEMORY'
+  | 'BSX_INVALID_ENV'
+  | 'BSX_INVALID_STATE'
+  | 'BSX_BUSY'
+  | 'BSX_DISPOSED'
+  | 'BSX_TOO_LARGE'
+  | 'BSX_NATIVE';
 
 export class BsxError extends Error {
   readonly code: BsxErrorCode;

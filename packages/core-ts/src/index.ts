@@ -6,6 +6,7 @@ export * from './engine/binding.js';
 export * from './engine/tensor.js';
 export * from './engine/dataset.js';
 export * from './engine/ensemble.js';
+export * from './engine/optimizers.js';
 export * from './engine/device.js';
 export * from './rng/philox.js';
 export * from './experiments/metrics.js';

@@ -404,7 +404,13 @@ describe('native argument checks', () => {
     expect(() => new E({ replicas: 1, widths: [3, 'a'] })).toThrow(TypeError);
     expect(() => new E({ replicas: 0, widths: [3, 2] })).toThrow(RangeError);
     expect(() => new E({ replicas: 1, widths: [3, 2], backend: 'tpu' })).toThrow(RangeError);
-    expect(() => new E({ replicas: 100000, widths: [10000, 10000] })).toThrow(/too many/);
+    // refused before anything is allocated, with the estimate and the machine's memory
+    expect(() => new E({ replicas: 100000, widths: [10000, 10000] })).toThrow(/100000 replicas of 100010000 parameters need at least 120012\.0 GB .*this machine has \d/);
+    try {
+      new E({ replicas: 100000, widths: [10000, 10000] });
+    } catch (err) {
+      expect((err as { code?: string }).code).toBe('BSX_TOO_LARGE');
+    }
   });
 
   it('methods reject wrong types, shapes, indices and values', async () => {
@@ -421,8 +427,15 @@ describe('native argument checks', () => {
     expect(() => nat.getTensor!('weights', 0)).toThrow(RangeError);
     expect(() => nat.setTensor!('param', 0, new Float32Array(3))).toThrow(RangeError);
     expect(() => nat.setTensor!('param', 0, new Float64Array(R * 35))).toThrow(TypeError);
-    expect(() => nat.setOptimizer!('rmsprop')).toThrow(RangeError);
-    expect(() => nat.setOptimizer!('adam', 1.5)).toThrow(RangeError);
+    expect(() => nat.setOptimizer!('sgd')).toThrow(TypeError);
+    expect(() => nat.setOptimizer!({ name: 'rmsprop' })).toThrow(/unknown optimizer 'rmsprop' \(known: sgd, adam, adamw\)/);
+    expect(() => nat.setOptimizer!({ name: 'adam', beta1: 1.5 })).toThrow(RangeError);
+    expect(() => nat.setOptimizer!({ name: 'adam', beta1: '0.5' })).toThrow(TypeError);
+    expect(() => nat.setOptimizer!({ name: 'adam', momentum: 0.9 })).toThrow(/adam has no hyperparameter 'momentum'/);
+    expect(() => nat.setOptimizer!({ name: 'sgd', nesterov: 1 })).toThrow(TypeError);
+    expect(() => nat.setOptimizer!({ name: 'sgd', momentum: [0.9, 0.9] })).toThrow(/one value per replica \(3\)/);
+    expect(() => nat.setOptimizer!({ name: 'sgd', momentum: [0.9, 0.5, -1] })).toThrow(/momentum of replica 2 must be in \[0, 1\)/);
+    expect(() => nat.setOptimizer!({ name: 'sgd', nesterov: true })).toThrow(/nesterov needs momentum > 0/);
     expect(() => nat.train!(ds, new Int32Array(R * 4), 4, 2, new Float32Array([0.1, 0, 0.1]))).toThrow(RangeError);
     expect(() => nat.train!(ds, new Int32Array(R * 4), 4, 2, new Float32Array(2))).toThrow(RangeError);
     expect(() => nat.train!(ds, new Int32Array(R * 4), 5, 2, new Float32Array(R).fill(0.1))).toThrow(RangeError);
@@ -585,7 +598,7 @@ describe('the fused small-batch SGD path (b <= 4 by default, kernels up to 8)', 
       for (const b of [1, 3, 8]) {
         const fused = await trial(8, b);
         const viaGemm = await trial(0, b);
-        expect(fused.stats.steps).toBe(viaGemm.stats.steps);
+        expect(fused.stats.steps).toEqual(viaGemm.stats.steps);
         for (const key of ['sumNormMean', 'sumNormSum', 'stepNormMean', 'stepNormSum', 'firstStepNorm2'] as const) {
           expectClose(fused.stats[key], viaGemm.stats[key], 1e-7, 1e-5, `b=${b} ${key}`);
         }

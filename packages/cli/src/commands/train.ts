@@ -8,8 +8,12 @@ import {
   parsePhases,
   resolveDevice,
   runTraining,
+  normalizeOptimizer,
+  optimizerDescriptor,
+  optimizers,
+  parseOptimizer,
   type EpochMetrics,
-  type OptimizerKind,
+  type OptimizerSpec,
   type Phase,
   type StoredRunResult,
   type TrainEvent,
@@ -22,8 +26,11 @@ export interface TrainCommandOptions {
   batchSize: number;
   lr: number;
   epochs: number;
-  optimizer: OptimizerKind;
+  /** NAME or NAME(key=value,...) */
+  optimizer: string;
   phases?: string;
+  /** Hyperparameter options (--momentum, --weight-decay, ...), by the engine's names. */
+  [hyperparameter: string]: unknown;
   seed: number;
   seeds: number;
   trainLimit?: number;
@@ -38,10 +45,40 @@ export interface TrainCommandOptions {
   json?: boolean;
 }
 
+/**
+ * The optimiser of the single-phase options: --optimizer NAME[(k=v,...)] plus the
+ * hyperparameter options, each of which must belong to that optimiser.
+ */
+export function optimizerOf(opts: Record<string, unknown>): OptimizerSpec {
+  const base = parseOptimizer(String(opts.optimizer ?? 'sgd'), '--optimizer');
+  const spec: Record<string, unknown> = typeof base === 'string' ? { name: base } : { ...base };
+  const d = optimizerDescriptor(spec.name as string, '--optimizer');
+  const all = new Set(optimizers().flatMap((o) => o.hyperparameters.map((h) => h.name)));
+  for (const name of all) {
+    if (opts[name] === undefined) continue;
+    const flag = `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    if (!d.hyperparameters.some((h) => h.name === name)) {
+      throw new BsxError(
+        'BSX_INVALID_ARGUMENT',
+        `${flag}: not a hyperparameter of ${d.name} (its hyperparameters: ${d.hyperparameters.map((h) => h.name).join(', ') || 'none'})`,
+      );
+    }
+    spec[name] = opts[name];
+  }
+  return normalizeOptimizer(spec as OptimizerSpec, '--optimizer');
+}
+
 /** The phases of the run: --phases when given, else one phase from the single-phase options. */
-export function phasesOf(opts: Pick<TrainCommandOptions, 'phases' | 'batchSize' | 'lr' | 'epochs' | 'optimizer'>): Phase[] {
-  if (opts.phases !== undefined) return parsePhases(opts.phases);
-  return [{ epochs: opts.epochs, batchSize: opts.batchSize, lr: opts.lr, optimizer: opts.optimizer }];
+export function phasesOf(opts: TrainCommandOptions): Phase[] {
+  if (opts.phases !== undefined) {
+    const all = optimizers().flatMap((o) => o.hyperparameters.map((h) => h.name));
+    const extra = all.find((n) => opts[n] !== undefined);
+    if (extra !== undefined) {
+      throw new BsxError('BSX_INVALID_ARGUMENT', `--phases gives each phase its own optimizer; write ${extra} inside it, e.g. 64x2@0.01:sgd(momentum=0.9)`);
+    }
+    return parsePhases(opts.phases);
+  }
+  return [{ epochs: opts.epochs, batchSize: opts.batchSize, lr: opts.lr, optimizer: optimizerOf(opts) }];
 }
 
 function meanStd(xs: number[]): { mean: number; std: number } {

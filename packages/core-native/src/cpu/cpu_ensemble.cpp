@@ -46,8 +46,7 @@ CpuEnsemble::CpuEnsemble(int replicas, std::vector<int> widths)
   const int T = tensor_count();
   param_.resize(T);
   snap_.resize(T);
-  adam_m_.resize(T);
-  adam_v_.resize(T);
+  for (auto& st : state_) st.resize(T);
   grad_.resize(T);
   for (int t = 0; t < T; ++t) {
     const std::size_t n = static_cast<std::size_t>(replicas_) * tensor_numel(t);
@@ -64,13 +63,33 @@ std::vector<float>& CpuEnsemble::slot(Slot s, int t) {
 
 const std::vector<float>& CpuEnsemble::slot(Slot s, int t) const {
   if (t < 0 || t >= tensor_count()) throw std::out_of_range("tensor index out of range");
-  switch (s) {
-    case Slot::Param: return param_[t];
-    case Slot::Snapshot: return snap_[t];
-    case Slot::AdamM: return adam_m_[t];
-    case Slot::AdamV: return adam_v_[t];
+  if (s == Slot::Param) return param_[t];
+  if (s == Slot::Snapshot) return snap_[t];
+  const int k = state_index(s);
+  if (k < 0 || k >= optim::kMaxState) throw std::invalid_argument("unknown slot");
+  return state_[k][t];
+}
+
+void CpuEnsemble::resize_state(int slots) {
+  for (int k = 0; k < optim::kMaxState; ++k) {
+    for (int t = 0; t < tensor_count(); ++t) {
+      std::vector<float>& v = state_[k][t];
+      if (k < slots) {
+        v.assign(param_[t].size(), 0.0f);
+      } else {
+        v.clear();
+        v.shrink_to_fit();
+      }
+    }
   }
-  throw std::invalid_argument("unknown slot");
+}
+
+void CpuEnsemble::zero_state(int r) {
+  for (int k = 0; k < state_slots_; ++k)
+    for (int t = 0; t < tensor_count(); ++t) {
+      const std::int64_t n = tensor_numel(t);
+      std::fill_n(state_[k][t].begin() + static_cast<std::int64_t>(r) * n, n, 0.0f);
+    }
 }
 
 void CpuEnsemble::init_xavier(const std::vector<std::uint64_t>& seeds) {
@@ -97,28 +116,12 @@ void CpuEnsemble::init_xavier(const std::vector<std::uint64_t>& seeds) {
     std::fill(param_[2 * l + 1].begin(), param_[2 * l + 1].end(), 0.0f);
   }
   std::fill(steps_.begin(), steps_.end(), 0);
-  for (auto& m : adam_m_) std::fill(m.begin(), m.end(), 0.0f);
-  for (auto& v : adam_v_) std::fill(v.begin(), v.end(), 0.0f);
+  for (int r = 0; r < replicas_; ++r) zero_state(r);
 }
 
 void CpuEnsemble::snapshot() {
   for (int t = 0; t < tensor_count(); ++t) snap_[t] = param_[t];
   has_snapshot_ = true;
-}
-
-void CpuEnsemble::reset_optimizer_state() {
-  std::fill(steps_.begin(), steps_.end(), 0);
-  for (int t = 0; t < tensor_count(); ++t) {
-    if (opt_.kind == OptimizerKind::Adam) {
-      adam_m_[t].assign(param_[t].size(), 0.0f);
-      adam_v_[t].assign(param_[t].size(), 0.0f);
-    } else {
-      adam_m_[t].clear();
-      adam_m_[t].shrink_to_fit();
-      adam_v_[t].clear();
-      adam_v_[t].shrink_to_fit();
-    }
-  }
 }
 
 void CpuEnsemble::ensure_workspace(std::int64_t rows, int count) {
@@ -245,25 +248,57 @@ void CpuEnsemble::backward(std::int64_t rows, Reps g) {
 }
 
 void CpuEnsemble::apply_update(const float* lr, Reps g) {
-  const int T = tensor_count();
-  for (int r = g.r0; r < g.r0 + g.count; ++r) steps_[r] += 1;
-  for (int t = 0; t < T; ++t) {
+  if (plain_sgd()) {
+    // the study's SGD: p -= lr * g, no state
+    for (int r = g.r0; r < g.r0 + g.count; ++r) steps_[r] += 1;
+    for (int t = 0; t < tensor_count(); ++t) {
+      const std::int64_t n = tensor_numel(t);
+      const std::int64_t base = static_cast<std::int64_t>(g.r0) * n;
+      parallel_for(static_cast<std::int64_t>(g.count) * n, [&](std::int64_t lo, std::int64_t hi, int) {
+        // split [lo, hi) at replica boundaries: each replica has its own lr
+        for (std::int64_t i = base + lo; i < base + hi;) {
+          const std::int64_t r = i / n;
+          const std::int64_t end = std::min(base + hi, (r + 1) * n);
+          sgd_update(param_[t].data() + i, grad_[t].data() + i, static_cast<std::size_t>(end - i), lr[r]);
+          i = end;
+        }
+      }, 4096);
+    }
+    return;
+  }
+  optim::visit(opt_.kind, [&](auto rule) { apply_rule<decltype(rule)>(lr, g); });
+}
+
+template <typename Rule>
+void CpuEnsemble::apply_rule(const float* lr, Reps g) {
+  // per replica: the step's scalars (step count t = steps + 1), then the element rule over
+  // every parameter with its state
+  std::vector<float> scalars(static_cast<std::size_t>(g.count) * optim::kMaxScalars);
+  for (int r = g.r0; r < g.r0 + g.count; ++r) {
+    step_scalars(r, lr[r], scalars.data() + static_cast<std::size_t>(r - g.r0) * optim::kMaxScalars);
+    steps_[r] += 1;
+  }
+  constexpr int S = Rule::kStateCount;
+  const bool held = state_slots_ >= S;
+  for (int t = 0; t < tensor_count(); ++t) {
     const std::int64_t n = tensor_numel(t);
     const std::int64_t base = static_cast<std::int64_t>(g.r0) * n;
+    float* st[S > 0 ? S : 1] = {};
+    for (int k = 0; k < S; ++k) st[k] = held ? state_[k][t].data() : nullptr;
     parallel_for(static_cast<std::int64_t>(g.count) * n, [&](std::int64_t lo, std::int64_t hi, int) {
-      // split [lo, hi) at replica boundaries: each replica has its own lr and step count
-      std::int64_t i = base + lo;
-      while (i < base + hi) {
+      for (std::int64_t i = base + lo; i < base + hi;) {
         const std::int64_t r = i / n;
         const std::int64_t end = std::min(base + hi, (r + 1) * n);
-        float* p = param_[t].data() + i;
-        const float* g = grad_[t].data() + i;
-        if (opt_.kind == OptimizerKind::Sgd) {
-          sgd_update(p, g, static_cast<std::size_t>(end - i), lr[r]);
-        } else {
-          adam_update(p, g, adam_m_[t].data() + i, adam_v_[t].data() + i,
-                      static_cast<std::size_t>(end - i), lr[r], opt_.beta1, opt_.beta2,
-                      opt_.eps, steps_[r]);
+        const float* s = scalars.data() + static_cast<std::size_t>(r - g.r0) * optim::kMaxScalars;
+        float* p = param_[t].data();
+        const float* gr = grad_[t].data();
+        for (std::int64_t j = i; j < end; ++j) {
+          float v[S > 0 ? S : 1] = {};
+          if (held)
+            for (int k = 0; k < S; ++k) v[k] = st[k][j];
+          Rule::step(p[j], gr[j], v, s);
+          if (held)
+            for (int k = 0; k < S; ++k) st[k][j] = v[k];
         }
         i = end;
       }
@@ -277,8 +312,6 @@ void CpuEnsemble::train(const Dataset& data, const std::int32_t* indices, std::i
   if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
   if (n < 1) throw std::invalid_argument("train: need at least one index per replica");
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
-  if (opt_.kind == OptimizerKind::Adam && adam_m_[0].size() != param_[0].size())
-    reset_optimizer_state();
   std::vector<double> loss(replicas_, 0.0);
   if (use_small_batch(batch)) {
     for_each_replica_small_batch([&](int r, SmallBatchWorkspace& ws) {
@@ -372,19 +405,18 @@ void CpuEnsemble::gradients(const Dataset& data, const std::int32_t* indices, in
 }
 
 void CpuEnsemble::get_tensor(Slot s, int t, float* out) const {
-  const std::vector<float>& v = slot(s, t);
   const std::size_t n = static_cast<std::size_t>(replicas_) * tensor_numel(t);
-  if (v.size() != n) {
-    if (s == Slot::Snapshot) throw std::logic_error("no snapshot has been taken");
-    std::fill(out, out + n, 0.0f);  // Adam state not allocated: it is zero
+  if (read_gives_zeros(s)) {
+    std::fill(out, out + n, 0.0f);  // optimiser state not held: it is zero
     return;
   }
-  std::memcpy(out, v.data(), sizeof(float) * n);
+  std::memcpy(out, slot(s, t).data(), sizeof(float) * n);
 }
 
 void CpuEnsemble::set_tensor(Slot s, int t, const float* in) {
-  std::vector<float>& v = slot(s, t);
   const std::size_t n = static_cast<std::size_t>(replicas_) * tensor_numel(t);
+  prepare_write(s);
+  std::vector<float>& v = slot(s, t);
   v.assign(in, in + n);
   if (s == Slot::Snapshot) {
     // a snapshot set tensor by tensor counts once every tensor has one
@@ -392,13 +424,6 @@ void CpuEnsemble::set_tensor(Slot s, int t, const float* in) {
     for (int k = 0; k < tensor_count(); ++k)
       all = all && snap_[k].size() == static_cast<std::size_t>(replicas_) * tensor_numel(k);
     has_snapshot_ = all;
-  }
-  if (s == Slot::AdamM || s == Slot::AdamV) {
-    for (int k = 0; k < tensor_count(); ++k) {
-      const std::size_t nk = static_cast<std::size_t>(replicas_) * tensor_numel(k);
-      if (adam_m_[k].size() != nk) adam_m_[k].assign(nk, 0.0f);
-      if (adam_v_[k].size() != nk) adam_v_[k].assign(nk, 0.0f);
-    }
   }
 }
 
@@ -429,7 +454,17 @@ void CpuEnsemble::reset_to_snapshot() {
 }
 
 bool CpuEnsemble::use_small_batch(int batch) const {
-  return opt_.kind == OptimizerKind::Sgd && batch <= small_batch_max();
+  return batch <= small_batch_max() && plain_sgd();
+}
+
+StepPathInfo CpuEnsemble::step_path(int batch) const {
+  const int max = small_batch_max();
+  if (use_small_batch(batch))
+    return {"small-batch", "fused small-batch SGD kernels (plain SGD at b <= " + std::to_string(max) + ")"};
+  if (batch <= max)
+    return {"gemm", "GEMM kernels: the fused small-batch kernels take plain SGD only, and the optimizer is " +
+                        optimizer_descriptor().name + (opt_.kind == optim::Kind::Sgd ? " with momentum or weight decay" : "")};
+  return {"gemm", "GEMM kernels (b > " + std::to_string(max) + ", the largest batch of the fused small-batch path)"};
 }
 
 template <typename F>

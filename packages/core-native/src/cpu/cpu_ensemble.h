@@ -14,7 +14,7 @@ class CpuEnsemble final : public Ensemble {
 
   void init_xavier(const std::vector<std::uint64_t>& seeds) override;
   void snapshot() override;
-  void reset_optimizer_state() override;
+  StepPathInfo step_path(int batch) const override;
   void train(const Dataset& data, const std::int32_t* indices, std::int64_t n, int batch,
              const float* lr, double* loss_out) override;
   EvalResult evaluate(const Dataset& data, std::int64_t start, std::int64_t count) override;
@@ -29,6 +29,10 @@ class CpuEnsemble final : public Ensemble {
   GradTrialsResult grad_trials(const Dataset& data, const std::int32_t* indices, std::int64_t n,
                                int batch, float lr, const HistogramSpec& hist_mean,
                                const HistogramSpec& hist_sum, float* export_s) override;
+
+ protected:
+  void resize_state(int slots) override;
+  void zero_state(int r) override;
 
  private:
   // A range of replicas [r0, r0 + count) that the batched steps below work on; their
@@ -54,10 +58,14 @@ class CpuEnsemble final : public Ensemble {
                  bool want_grad, double* loss_sum, std::int64_t* correct, Reps g);
   // Backward from deltas_.back() into grad_ (all tensors of the replicas in g).
   void backward(std::int64_t rows, Reps g);
-  // The optimiser step of the replicas in g; lr is indexed by replica (all R).
+  // The optimiser step of the replicas in g from grad_; lr is indexed by replica (all R).
   void apply_update(const float* lr, Reps g);
+  template <typename Rule>
+  void apply_rule(const float* lr, Reps g);
 
-  // The small-batch path (cpu/smallb.h): SGD at b <= small_batch_max(), each replica's steps
+  // The small-batch path (cpu/smallb.h): plain SGD (plain_sgd()) at b <= small_batch_max();
+  // other optimisers take the GEMM path at every batch size (their state would double or
+  // triple the traffic the fused kernels are built to avoid). Each replica's steps run
   // back to back (its weights stay in cache from step to step), threads taking whole
   // replicas. A single replica runs on one thread: cutting its layers across two threads was
   // measured 2.7x slower at b = 1 on the 2-core build machine (every weight row, written by
@@ -87,7 +95,8 @@ class CpuEnsemble final : public Ensemble {
   void check_dataset(const Dataset& data) const;
   void check_indices(const Dataset& data, const std::int32_t* indices, std::int64_t count) const;
 
-  std::vector<std::vector<float>> param_, snap_, adam_m_, adam_v_, grad_;  // per tensor
+  std::vector<std::vector<float>> param_, snap_, grad_;  // per tensor [R, numel]
+  std::vector<std::vector<float>> state_[optim::kMaxState];  // state_[k][t]: optimiser state slot k
   std::vector<std::vector<float>> act_;     // act_[l]: [R, rows, widths[l]], l = 0..L
   std::vector<std::vector<float>> deltas_;  // deltas_[l]: [R, rows, widths[l]], l = 1..L
   std::vector<std::int32_t> labels_;        // [R, rows]

@@ -3,6 +3,7 @@
 // Reference: Intel SDM vol. 2A "CPUID" and vol. 1 §13 (XSAVE-managed state / XCR0);
 // AMD APM vol. 3 "CPUID".
 #include "cpu/cpu_features.h"
+#include "engine/errors.h"
 
 #include <atomic>
 #include <cctype>
@@ -142,11 +143,11 @@ SimdPath path_from_env() {
   } else if (v == "avx512") {
     want = SimdPath::Avx512;
   } else {
-    throw std::runtime_error("BSX_SIMD=" + std::string(env) +
+    throw EnvError("BSX_SIMD=" + std::string(env) +
                              ": unknown SIMD path (expected portable, avx2 or avx512)");
   }
   if (!supported(want)) {
-    throw std::runtime_error("BSX_SIMD=" + std::string(env) + ": this CPU cannot run the " +
+    throw EnvError("BSX_SIMD=" + std::string(env) + ": this CPU cannot run the " +
                              simd_path_name(want) + " path (best available: " +
                              simd_path_name(best) + ")");
   }

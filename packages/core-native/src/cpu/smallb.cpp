@@ -1,6 +1,7 @@
 // The portable build of the small-batch kernels (smallb_kernels.inc with 4-lane vectors:
 // SSE2 on x86-64, the target's own vectors elsewhere) and the choice of kernel set.
 #include "cpu/smallb.h"
+#include "engine/errors.h"
 
 #include <cstdlib>
 #include <stdexcept>
@@ -25,7 +26,7 @@ int default_small_batch_max() {
   char* end = nullptr;
   const long v = std::strtol(env, &end, 10);
   if (end == env || *end != '\0' || v < 0 || v > kSmallBatchKernelMax)
-    throw std::runtime_error("BSX_SMALL_BATCH_MAX=" + std::string(env) +
+    throw EnvError("BSX_SMALL_BATCH_MAX=" + std::string(env) +
                              ": expected an integer from 0 to " +
                              std::to_string(kSmallBatchKernelMax));
   return static_cast<int>(v);

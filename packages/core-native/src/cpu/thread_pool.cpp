@@ -4,6 +4,7 @@
 // destroyed, so process exit (Node's included) never waits on a join.
 // Reference: the fork-join/spin-then-block scheme of OpenMP runtimes (libgomp's GOMP_SPINCOUNT).
 #include "cpu/thread_pool.h"
+#include "engine/errors.h"
 
 #include <algorithm>
 #include <atomic>
@@ -41,7 +42,7 @@ int default_threads() {
     char* end = nullptr;
     const long v = std::strtol(env, &end, 10);
     if (end == env || *end != '\0' || v < 1 || v > kMaxThreads) {
-      throw std::runtime_error("BSX_THREADS=" + std::string(env) +
+      throw EnvError("BSX_THREADS=" + std::string(env) +
                                ": expected an integer from 1 to " + std::to_string(kMaxThreads));
     }
     return static_cast<int>(v);

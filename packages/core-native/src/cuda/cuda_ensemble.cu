@@ -226,61 +226,61 @@ void smallb_forward(cudaStream_t st, int R, int b, int in, int out, const float*
   }
 }
 
-template <int MAXB, bool VEC, int MODE>
+template <int MAXB, bool VEC, int MODE, typename Rule>
 void launch_smallb_backward(cudaStream_t st, int R, k::SmallBackwardArgs a) {
   constexpr int cpb = k::kWarp * (VEC ? 4 : 1);
   for_replica_chunks(R, [&](int r0, int rc) {
     a.r0 = r0;
     const dim3 grid(grid_dim(a.in, cpb, "backward"), static_cast<unsigned>(rc));
     const dim3 block(k::kWarp, k::kSmallBwdRows);
-    BSX_LAUNCH(grid, block, 0, st, k::smallb_backward<MAXB, VEC, MODE>)(a);
+    BSX_LAUNCH(grid, block, 0, st, k::smallb_backward<MAXB, VEC, MODE, Rule>)(a);
     BSX_CUDA_CHECK_LAUNCH();
   });
 }
 
-template <int MAXB, int MODE>
+template <int MAXB, int MODE, typename Rule>
 void smallb_backward_vec(cudaStream_t st, int R, bool vec, const k::SmallBackwardArgs& a) {
   if (vec) {
-    launch_smallb_backward<MAXB, true, MODE>(st, R, a);
+    launch_smallb_backward<MAXB, true, MODE, Rule>(st, R, a);
   } else {
-    launch_smallb_backward<MAXB, false, MODE>(st, R, a);
+    launch_smallb_backward<MAXB, false, MODE, Rule>(st, R, a);
   }
 }
 
-template <int MODE>
+template <int MODE, typename Rule = optim::Sgd>
 void smallb_backward_b(cudaStream_t st, int R, bool vec, const k::SmallBackwardArgs& a) {
   if (a.b <= 1) {
-    smallb_backward_vec<1, MODE>(st, R, vec, a);
+    smallb_backward_vec<1, MODE, Rule>(st, R, vec, a);
   } else if (a.b <= 2) {
-    smallb_backward_vec<2, MODE>(st, R, vec, a);
+    smallb_backward_vec<2, MODE, Rule>(st, R, vec, a);
   } else if (a.b <= 4) {
-    smallb_backward_vec<4, MODE>(st, R, vec, a);
+    smallb_backward_vec<4, MODE, Rule>(st, R, vec, a);
   } else {
-    smallb_backward_vec<8, MODE>(st, R, vec, a);
+    smallb_backward_vec<8, MODE, Rule>(st, R, vec, a);
   }
 }
 
-void smallb_backward(cudaStream_t st, int R, int mode, const k::SmallBackwardArgs& a) {
+// mode kGrad, kSgd, or kRule with the optimiser `kind`.
+void smallb_backward(cudaStream_t st, int R, int mode, optim::Kind kind, const k::SmallBackwardArgs& a) {
   bool vec = a.in % 4 == 0 && aligned16(a.X) && aligned16(a.W);
   if (a.dX) vec = vec && aligned16(a.dX);
   if (mode == k::kGrad) vec = vec && aligned16(a.gW);
-  if (mode == k::kAdam) vec = vec && aligned16(a.mW) && aligned16(a.vW);
   if (mode == k::kGrad) {
     smallb_backward_b<k::kGrad>(st, R, vec, a);
   } else if (mode == k::kSgd) {
     smallb_backward_b<k::kSgd>(st, R, vec, a);
   } else {
-    smallb_backward_b<k::kAdam>(st, R, vec, a);
+    optim::visit(kind, [&](auto rule) { smallb_backward_b<k::kRule, decltype(rule)>(st, R, vec, a); });
   }
 }
 
-template <int MODE, bool VEC>
+template <int MODE, bool VEC, typename Rule = optim::Sgd>
 void launch_update(cudaStream_t st, int R, k::UpdateArgs a) {
   for_replica_chunks(R, [&](int r0, int rc) {
     a.r0 = r0;
     const dim3 grid(grid_dim(a.n, k::kUpdateThreads * k::kUpdatePerThread, "update"),
                     static_cast<unsigned>(rc));
-    BSX_LAUNCH(grid, k::kUpdateThreads, 0, st, k::update_tensor<MODE, VEC>)(a);
+    BSX_LAUNCH(grid, k::kUpdateThreads, 0, st, k::update_tensor<MODE, VEC, Rule>)(a);
     BSX_CUDA_CHECK_LAUNCH();
   });
 }
@@ -307,7 +307,8 @@ struct CudaEnsemble::State {
   bool tf32 = false;  // BSX_CUDA_TF32=1: GEMMs on TF32 tensor cores
   Stream stream;
 
-  std::vector<DeviceBuffer<float>> param, snap, adam_m, adam_v, grad;  // per tensor [R, numel]
+  std::vector<DeviceBuffer<float>> param, snap, grad;  // per tensor [R, numel]
+  std::vector<DeviceBuffer<float>> state[optim::kMaxState];  // state[k][t]: optimiser state slot k
   std::vector<DeviceBuffer<float>> act;    // act[l]: [R, rows, widths[l]], l = 0..L
   std::vector<DeviceBuffer<float>> delta;  // delta[l]: [R, rows, widths[l]], l = 1..L
   DeviceBuffer<int> labels;                // [R, rows]
@@ -320,7 +321,8 @@ struct CudaEnsemble::State {
   DeviceBuffer<long long> steps0;  // [R] optimiser steps before the current call
   PinnedBuffer<long long> steps_host;
   DeviceBuffer<long long> step_counter;  // [1] steps done so far by the graph of this call
-  DeviceBuffer<float> adam_step_size, adam_bc2_sqrt;  // [R]
+  DeviceBuffer<double> hyper;   // [R, kMaxHyper] the optimiser's hyperparameters
+  DeviceBuffer<float> scalars;  // [R, kMaxScalars] the current step's (kRule)
   DeviceBuffer<double> loss_part, loss_acc;           // [R, chunks], [R]
   DeviceBuffer<long long> hits_part, hits_acc;
   PinnedBuffer<double> loss_host;
@@ -336,26 +338,11 @@ struct CudaEnsemble::State {
 
   cudaStream_t st() const { return stream.get(); }
   DeviceBuffer<float>& slot(Slot which, int t) {
-    switch (which) {
-      case Slot::Param: return param[t];
-      case Slot::Snapshot: return snap[t];
-      case Slot::AdamM: return adam_m[t];
-      case Slot::AdamV: return adam_v[t];
-    }
-    throw std::invalid_argument("unknown slot");
-  }
-  // Before a host write into `which`: setting either Adam moment allocates both for every
-  // tensor (zero where not given), as the CPU backend does.
-  void prepare_write(Slot which) {
-    if (which != Slot::AdamM && which != Slot::AdamV) return;
-    for (std::size_t j = 0; j < param.size(); ++j) {
-      for (DeviceBuffer<float>* m : {&adam_m[j], &adam_v[j]}) {
-        if (m->size() != param[j].size()) {
-          m->resize(param[j].size());
-          BSX_CUDA_CHECK(cudaMemsetAsync(m->get(), 0, m->bytes(), st()));
-        }
-      }
-    }
+    if (which == Slot::Param) return param[t];
+    if (which == Slot::Snapshot) return snap[t];
+    const int k = state_index(which);
+    if (k < 0 || k >= optim::kMaxState) throw std::invalid_argument("unknown slot");
+    return state[k][t];
   }
   int L() const { return static_cast<int>(widths.size()) - 1; }
   std::int64_t numel(int t) const {
@@ -491,26 +478,24 @@ struct CudaEnsemble::State {
     });
   }
 
-  // Adam's per-replica scalars for the step that brings the count to steps0[r] + s
-  // (+ *dyn_step when set).
-  void adam_scalars(long long s, const long long* dyn_step, const OptimizerConfig& opt) {
-    BSX_LAUNCH(grid_dim(R, 256, "adam"), 256, 0, st(), k::adam_scalars)(
-        R, steps0.get(), s, dyn_step, lr.get(), opt.beta1, opt.beta2, adam_step_size.get(),
-        adam_bc2_sqrt.get());
+  // The optimiser's per-replica scalars for the step that brings the count to steps0[r] + s
+  // (+ *dyn_step when set), into `scalars` (kRule).
+  void step_scalars(long long s, const long long* dyn_step, const OptimizerConfig& opt) {
+    optim::visit(opt.kind, [&](auto rule) {
+      BSX_LAUNCH(grid_dim(R, 256, "optimizer"), 256, 0, st(), k::step_scalars<decltype(rule)>)(
+          R, steps0.get(), s, dyn_step, lr.get(), hyper.get(), scalars.get());
+    });
     BSX_CUDA_CHECK_LAUNCH();
   }
 
-  static k::AdamConsts adam_consts(const OptimizerConfig& opt) {
-    k::AdamConsts c;
-    c.beta2 = opt.beta2;
-    c.eps = opt.eps;
-    c.one_m_b1 = 1.0f - opt.beta1;
-    c.one_m_b2 = 1.0f - opt.beta2;
-    return c;
+  // The optimiser state of tensor t (none held: nullptrs).
+  void state_ptrs(int t, float** out) {
+    for (int k = 0; k < optim::kMaxState; ++k)
+      out[k] = state[k][static_cast<std::size_t>(t)].empty() ? nullptr : state[k][static_cast<std::size_t>(t)].get();
   }
 
   // Backward from delta[L] through every layer. mode kGrad: gradients into grad[];
-  // kSgd / kAdam: parameters updated (lr, and adam_scalars' output, on the device).
+  // kSgd / kRule: parameters updated (lr, or step_scalars' output, on the device).
   // keep_last_grad (small batches, kSgd): the last layer's gradients go into grad[] instead,
   // and its parameters are left for the caller to update.
   void backward(std::int64_t rows, int mode, const OptimizerConfig& opt, bool keep_last_grad = false) {
@@ -532,15 +517,11 @@ struct CudaEnsemble::State {
         } else if (lmode == k::kSgd) {
           a.lr = lr.get();
         } else {
-          a.mW = adam_m[2 * l].get();
-          a.vW = adam_v[2 * l].get();
-          a.mb = adam_m[2 * l + 1].get();
-          a.vb = adam_v[2 * l + 1].get();
-          a.step_size = adam_step_size.get();
-          a.bc2_sqrt = adam_bc2_sqrt.get();
-          a.adam = adam_consts(opt);
+          state_ptrs(2 * l, a.sW);
+          state_ptrs(2 * l + 1, a.sb);
+          a.scalars = scalars.get();
         }
-        smallb_backward(st(), R, lmode, a);
+        smallb_backward(st(), R, lmode, opt.kind, a);
       }
       return;
     }
@@ -600,13 +581,6 @@ struct CudaEnsemble::State {
       a.g = grad[t].get();
       a.n = numel(static_cast<int>(t));
       a.lr = lr.get();
-      if (mode == k::kAdam) {
-        a.m = adam_m[t].get();
-        a.v = adam_v[t].get();
-        a.step_size = adam_step_size.get();
-        a.bc2_sqrt = adam_bc2_sqrt.get();
-        a.adam = adam_consts(opt);
-      }
       const bool vec = a.n % 4 == 0;  // cudaMalloc bases are 256-byte aligned
       if (mode == k::kSgd) {
         if (vec) {
@@ -615,24 +589,30 @@ struct CudaEnsemble::State {
           launch_update<k::kSgd, false>(st(), R, a);
         }
       } else {
-        if (vec) {
-          launch_update<k::kAdam, true>(st(), R, a);
-        } else {
-          launch_update<k::kAdam, false>(st(), R, a);
-        }
+        state_ptrs(static_cast<int>(t), a.state);
+        a.scalars = scalars.get();
+        optim::visit(opt.kind, [&](auto rule) {
+          using Rule = decltype(rule);
+          if (vec) {
+            launch_update<k::kRule, true, Rule>(st(), R, a);
+          } else {
+            launch_update<k::kRule, false, Rule>(st(), R, a);
+          }
+        });
       }
     }
   }
 
   // One training step of b rows per replica at column offset `off` of idx [R, n]
-  // (+ *dyn_step * b and optimiser step s + *dyn_step when dyn_step is set).
+  // (+ *dyn_step * b and optimiser step s + *dyn_step when dyn_step is set). plain: the
+  // study's SGD (kSgd), else the optimiser's rule (kRule).
   void train_step(const DeviceDataset& dd, std::int64_t n, std::int64_t off, int b, long long s,
-                  const long long* dyn_step, const OptimizerConfig& opt) {
-    const int mode = opt.kind == OptimizerKind::Adam ? k::kAdam : k::kSgd;
+                  const long long* dyn_step, const OptimizerConfig& opt, bool plain) {
+    const int mode = plain ? k::kSgd : k::kRule;
     gather(dd, n, off, b, dyn_step);
     forward_layers(act[0].get(), static_cast<std::int64_t>(b) * widths.front(), b);
     loss_head(labels.get(), b, b, true);
-    if (mode == k::kAdam) adam_scalars(s, dyn_step, opt);
+    if (mode == k::kRule) step_scalars(s, dyn_step, opt);
     backward(b, mode, opt);
     if (dyn_step != nullptr) {
       BSX_LAUNCH(1, 1, 0, st(), k::advance_counter)(step_counter.get());
@@ -749,8 +729,7 @@ CudaEnsemble::CudaEnsemble(int replicas, std::vector<int> widths)
   const int T = tensor_count();
   s.param.resize(T);
   s.snap.resize(T);
-  s.adam_m.resize(T);
-  s.adam_v.resize(T);
+  for (auto& st : s.state) st.resize(T);
   s.grad.resize(T);
   for (int t = 0; t < T; ++t) {
     s.param[t].resize(static_cast<std::size_t>(replicas_) * tensor_numel(t));
@@ -814,12 +793,9 @@ void CudaEnsemble::init_xavier(const std::vector<std::uint64_t>& seeds) {
     BSX_CUDA_CHECK(cudaMemsetAsync(s.param[2 * l + 1].get(), 0, s.param[2 * l + 1].bytes(), s.st()));
   }
   std::fill(steps_.begin(), steps_.end(), 0);
-  for (int t = 0; t < tensor_count(); ++t) {
-    if (!s.adam_m[t].empty())
-      BSX_CUDA_CHECK(cudaMemsetAsync(s.adam_m[t].get(), 0, s.adam_m[t].bytes(), s.st()));
-    if (!s.adam_v[t].empty())
-      BSX_CUDA_CHECK(cudaMemsetAsync(s.adam_v[t].get(), 0, s.adam_v[t].bytes(), s.st()));
-  }
+  for (auto& st : s.state)
+    for (auto& buf : st)
+      if (!buf.empty()) BSX_CUDA_CHECK(cudaMemsetAsync(buf.get(), 0, buf.bytes(), s.st()));
   s.stream.sync();  // the host `keys` must outlive its copy
 }
 
@@ -835,22 +811,41 @@ void CudaEnsemble::snapshot() {
   has_snapshot_ = true;
 }
 
-void CudaEnsemble::reset_optimizer_state() {
+void CudaEnsemble::resize_state(int slots) {
   State& s = *s_;
   BSX_CUDA_CHECK(cudaSetDevice(s.device));
-  std::fill(steps_.begin(), steps_.end(), 0);
-  for (int t = 0; t < tensor_count(); ++t) {
-    if (opt_.kind == OptimizerKind::Adam) {
-      s.adam_m[t].resize(s.param[t].size());
-      s.adam_v[t].resize(s.param[t].size());
-      BSX_CUDA_CHECK(cudaMemsetAsync(s.adam_m[t].get(), 0, s.adam_m[t].bytes(), s.st()));
-      BSX_CUDA_CHECK(cudaMemsetAsync(s.adam_v[t].get(), 0, s.adam_v[t].bytes(), s.st()));
-    } else {
-      s.adam_m[t].release();
-      s.adam_v[t].release();
+  for (int k = 0; k < optim::kMaxState; ++k) {
+    for (int t = 0; t < tensor_count(); ++t) {
+      DeviceBuffer<float>& buf = s.state[k][static_cast<std::size_t>(t)];
+      if (k < slots) {
+        buf.resize(s.param[t].size());
+        BSX_CUDA_CHECK(cudaMemsetAsync(buf.get(), 0, buf.bytes(), s.st()));
+      } else {
+        buf.release();
+      }
     }
   }
   s.stream.sync();
+}
+
+void CudaEnsemble::zero_state(int r) {
+  State& s = *s_;
+  BSX_CUDA_CHECK(cudaSetDevice(s.device));
+  for (int k = 0; k < state_slots_; ++k) {
+    for (int t = 0; t < tensor_count(); ++t) {
+      const std::int64_t n = tensor_numel(t);
+      BSX_CUDA_CHECK(cudaMemsetAsync(s.state[k][static_cast<std::size_t>(t)].get() + static_cast<std::int64_t>(r) * n, 0,
+                                     sizeof(float) * n, s.st()));
+    }
+  }
+  s.stream.sync();
+}
+
+StepPathInfo CudaEnsemble::step_path(int batch) const {
+  if (batch <= k::kSmallBatchMax)
+    return {"small-batch", "bandwidth-bound small-batch kernels (b <= " + std::to_string(k::kSmallBatchMax) +
+                               "), the update fused into the backward pass"};
+  return {"gemm", "tiled GEMM kernels (b > " + std::to_string(k::kSmallBatchMax) + ")"};
 }
 
 void CudaEnsemble::train(const cpu::Dataset& data, const std::int32_t* indices, std::int64_t n,
@@ -861,9 +856,8 @@ void CudaEnsemble::train(const cpu::Dataset& data, const std::int32_t* indices, 
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
   State& s = *s_;
   BSX_CUDA_CHECK(cudaSetDevice(s.device));
-  if (opt_.kind == OptimizerKind::Adam && s.adam_m[0].size() != s.param[0].size())
-    reset_optimizer_state();
   const auto dd = detail::device_dataset(data);
+  const bool plain = plain_sgd();
   const int R = replicas_;
   const std::int64_t rows = std::min<std::int64_t>(batch, n);
   s.ensure_workspace(rows);
@@ -875,14 +869,17 @@ void CudaEnsemble::train(const cpu::Dataset& data, const std::int32_t* indices, 
   std::memcpy(s.lr_host.get(), lr, sizeof(float) * R);
   BSX_CUDA_CHECK(cudaMemcpyAsync(s.lr.get(), s.lr_host.get(), sizeof(float) * R,
                                  cudaMemcpyHostToDevice, s.st()));
-  if (opt_.kind == OptimizerKind::Adam) {
+  if (!plain) {
+    // the optimiser's hyperparameters and step counts, for step_scalars on the device
     s.steps_host.reserve(R);
     s.steps0.reserve(R);
-    s.adam_step_size.reserve(R);
-    s.adam_bc2_sqrt.reserve(R);
+    s.scalars.reserve(static_cast<std::size_t>(R) * optim::kMaxScalars);
+    s.hyper.reserve(static_cast<std::size_t>(R) * optim::kMaxHyper);
     for (int r = 0; r < R; ++r) s.steps_host.get()[r] = steps_[r];
     BSX_CUDA_CHECK(cudaMemcpyAsync(s.steps0.get(), s.steps_host.get(), sizeof(long long) * R,
                                    cudaMemcpyHostToDevice, s.st()));
+    BSX_CUDA_CHECK(cudaMemcpy(s.hyper.get(), opt_.hyper.data(), sizeof(double) * opt_.hyper.size(),
+                              cudaMemcpyHostToDevice));
   }
   s.zero_loss();
 
@@ -894,7 +891,7 @@ void CudaEnsemble::train(const cpu::Dataset& data, const std::int32_t* indices, 
     BSX_CUDA_CHECK(cudaMemsetAsync(s.step_counter.get(), 0, sizeof(long long), s.st()));
     Graph graph;
     graph.capture(s.st(), [&] {
-      s.train_step(*dd, n, 0, batch, 1, s.step_counter.get(), opt_);
+      s.train_step(*dd, n, 0, batch, 1, s.step_counter.get(), opt_, plain);
     });
     for (std::int64_t i = 0; i < full; ++i) graph.launch(s.st());
     done = full;
@@ -905,7 +902,7 @@ void CudaEnsemble::train(const cpu::Dataset& data, const std::int32_t* indices, 
   for (std::int64_t off = done * batch; off < n; off += batch) {
     const int b = static_cast<int>(std::min<std::int64_t>(batch, n - off));
     ++done;
-    s.train_step(*dd, n, off, b, done, nullptr, opt_);
+    s.train_step(*dd, n, off, b, done, nullptr, opt_, plain);
     for (auto& st : steps_) st += 1;
   }
   std::vector<double> loss;
@@ -1000,12 +997,11 @@ void CudaEnsemble::get_tensor(Slot slot, int t, float* out) const {
   State& s = *s_;
   const std::size_t n = static_cast<std::size_t>(replicas_) * tensor_numel(t);  // checks t
   BSX_CUDA_CHECK(cudaSetDevice(s.device));
-  const DeviceBuffer<float>& buf = s.slot(slot, t);
-  if (buf.size() != n) {
-    if (slot == Slot::Snapshot) throw std::logic_error("no snapshot has been taken");
-    std::fill(out, out + n, 0.0f);  // Adam state not allocated: it is zero
+  if (read_gives_zeros(slot)) {
+    std::fill(out, out + n, 0.0f);  // optimiser state not held: it is zero
     return;
   }
+  const DeviceBuffer<float>& buf = s.slot(slot, t);
   BSX_CUDA_CHECK(cudaMemcpyAsync(out, buf.get(), n * sizeof(float), cudaMemcpyDeviceToHost, s.st()));
   s.stream.sync();
 }
@@ -1014,7 +1010,7 @@ void CudaEnsemble::set_tensor(Slot slot, int t, const float* in) {
   State& s = *s_;
   const std::size_t n = static_cast<std::size_t>(replicas_) * tensor_numel(t);  // checks t
   BSX_CUDA_CHECK(cudaSetDevice(s.device));
-  s.prepare_write(slot);
+  prepare_write(slot);
   DeviceBuffer<float>& buf = s.slot(slot, t);
   buf.resize(n);
   BSX_CUDA_CHECK(cudaMemcpyAsync(buf.get(), in, n * sizeof(float), cudaMemcpyHostToDevice, s.st()));
@@ -1031,7 +1027,7 @@ void CudaEnsemble::set_tensor_broadcast(Slot slot, int t, const float* one) {
   State& s = *s_;
   const std::size_t per = static_cast<std::size_t>(tensor_numel(t));  // checks t
   BSX_CUDA_CHECK(cudaSetDevice(s.device));
-  s.prepare_write(slot);
+  prepare_write(slot);
   DeviceBuffer<float>& buf = s.slot(slot, t);
   buf.resize(per * replicas_);
   BSX_CUDA_CHECK(cudaMemcpyAsync(buf.get(), one, per * sizeof(float), cudaMemcpyHostToDevice, s.st()));

@@ -1,4 +1,4 @@
-// The CUDA backend of the Ensemble: parameters, snapshot, Adam state, gradients and
+// The CUDA backend of the Ensemble: parameters, snapshot, optimiser state, gradients and
 // activations live on the GPU, one contiguous block per tensor over replicas; the host only
 // sends indices and learning rates and receives losses, statistics and requested tensors.
 // Kernels: cuda/kernels/*.cuh; semantics: CpuEnsemble (cpu/cpu_ensemble.cpp), which this
@@ -21,7 +21,7 @@ class CudaEnsemble final : public Ensemble {
 
   void init_xavier(const std::vector<std::uint64_t>& seeds) override;
   void snapshot() override;
-  void reset_optimizer_state() override;
+  StepPathInfo step_path(int batch) const override;
   void train(const cpu::Dataset& data, const std::int32_t* indices, std::int64_t n, int batch,
              const float* lr, double* loss_out) override;
   EvalResult evaluate(const cpu::Dataset& data, std::int64_t start, std::int64_t count) override;
@@ -39,6 +39,10 @@ class CudaEnsemble final : public Ensemble {
   GradTrialsResult grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
                                std::int64_t n, int batch, float lr, const HistogramSpec& hist_mean,
                                const HistogramSpec& hist_sum, float* export_s) override;
+
+ protected:
+  void resize_state(int slots) override;
+  void zero_state(int r) override;
 
  private:
   struct State;

@@ -10,33 +10,54 @@
 #include <vector>
 
 #include "cpu/dataset.h"
+#include "engine/optimizers.h"
 
 namespace bsx {
 
-enum class OptimizerKind { Sgd = 0, Adam = 1 };
-
+// The optimiser of an ensemble: its kind (engine/optimizers.h) and every replica's
+// hyperparameters, [R, optim::kMaxHyper] row-major in the order of the kind's descriptor
+// (unused trailing entries 0). The learning rate is given per call (train()).
 struct OptimizerConfig {
-  OptimizerKind kind = OptimizerKind::Sgd;
-  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // Adam only (PyTorch's defaults)
+  optim::Kind kind = optim::Kind::Sgd;
+  std::vector<double> hyper;
 };
 
 // Which copy of a tensor: the live parameters, the snapshot they are compared with
-// (distance, cosine; usually the initial weights), or Adam's two moment estimates.
-enum class Slot { Param = 0, Snapshot = 1, AdamM = 2, AdamV = 3 };
+// (distance, cosine; usually the initial weights), or state slot k of the optimiser
+// (State0 + k; their names are in the optimiser's descriptor).
+enum class Slot : int { Param = 0, Snapshot = 1, State0 = 2, State1 = 3 };
+constexpr Slot state_slot(int k) { return static_cast<Slot>(2 + k); }
+constexpr int state_index(Slot s) { return static_cast<int>(s) - 2; }  // < 0: not a state slot
 
-// Per replica and layer, in this order (all sums in double):
-// |W|^2, |W - W0|^2, <W, W0>, |W0|^2, |b|^2, |b - b0|^2, <b, b0>, |b0|^2   (W0, b0: snapshot)
-constexpr int kStatsPerLayer = 8;
+// Statistics reduced by the engine are named here, in the order of their values; the
+// bindings hand the names to TypeScript, which reads the values by name. Adding one: its
+// name here and its value in the backends' kernels.
+//
+// Per replica and layer (all sums in double; W0, b0: the snapshot):
+constexpr const char* kLayerStatNames[] = {
+    "weightNorm2",      // |W|^2
+    "weightDist2",      // |W - W0|^2
+    "weightDot",        // <W, W0>
+    "weightSnapNorm2",  // |W0|^2
+    "biasNorm2",        // |b|^2
+    "biasDist2",        // |b - b0|^2
+    "biasDot",          // <b, b0>
+    "biasSnapNorm2",    // |b0|^2
+};
+constexpr int kStatsPerLayer = sizeof(kLayerStatNames) / sizeof(kLayerStatNames[0]);
 
-// Gradient-competition trials (FINDINGS.md, F4-F7): per replica, statistics of the last
-// layer's weight gradient g_i over the steps i of one pass through its indices.
-// Per replica, in this order:
-//   |S_mean|       S_mean = sum_i g_i            (g_i: gradient of the batch-mean loss)
-//   |S_sum|        S_sum  = sum_i b_i g_i        (the gradient of the batch-sum loss)
-//   mean_i |g_i|           mean_i b_i |g_i|
-//   |g_1|^2        (the first step, taken at the starting weights)
-//   steps
-constexpr int kTrialStats = 6;
+// Gradient-competition trials (docs/findings.md, F4-F7): per replica, statistics of the last
+// layer's weight gradient g_i over the steps i of one pass through its indices
+// (g_i: the gradient of the batch-mean loss of step i, b_i its batch size):
+constexpr const char* kTrialStatNames[] = {
+    "sumNormMean",     // |S_mean|, S_mean = sum_i g_i
+    "sumNormSum",      // |S_sum|,  S_sum = sum_i b_i g_i (the gradient of the batch-sum loss)
+    "stepNormMean",    // mean_i |g_i|
+    "stepNormSum",     // mean_i b_i |g_i|
+    "firstStepNorm2",  // |g_1|^2 (the first step, taken at the starting weights)
+    "steps",           // the number of steps
+};
+constexpr int kTrialStats = sizeof(kTrialStatNames) / sizeof(kTrialStatNames[0]);
 
 // Histogram counts: [underflow, bins..., overflow, nan]; bin k holds edges[k] <= v < edges[k+1],
 // the last bin also holds v == edges[bins].
@@ -49,6 +70,12 @@ struct GradTrialsResult {
   std::vector<double> stats;             // [R, kTrialStats]
   std::vector<std::int64_t> hist_mean;   // values of S_mean, [bins + 3]
   std::vector<std::int64_t> hist_sum;    // values of S_sum, [bins + 3]
+};
+
+// Which kernels a training step takes (Ensemble::step_path), and why.
+struct StepPathInfo {
+  std::string path;    // "small-batch" or "gemm"
+  std::string reason;
 };
 
 struct EvalResult {
@@ -79,12 +106,28 @@ class Ensemble {
   virtual void snapshot() = 0;
   bool has_snapshot() const { return has_snapshot_; }
 
-  // Changing the optimiser kind resets its state; the same kind keeps it (phases).
+  // Sets the optimiser (hyperparameters checked against its descriptor; std::invalid_argument
+  // names a bad one). Changing the kind resets the optimiser state of every replica; the same
+  // kind keeps it (phases), except for a replica whose use of the state changes (SGD's
+  // momentum turned on or off), whose state is reset.
   void set_optimizer(const OptimizerConfig& cfg);
-  virtual void reset_optimizer_state() = 0;
+  // Zeroes the optimiser state and the step counts of every replica.
+  void reset_optimizer_state();
   const OptimizerConfig& optimizer() const { return opt_; }
+  const optim::Descriptor& optimizer_descriptor() const { return optim::describe(opt_.kind); }
+  // State tensors held per parameter tensor: the kind's state count when some replica uses
+  // its state, else 0.
+  int state_slots() const { return state_slots_; }
   const std::vector<std::int64_t>& optimizer_steps() const { return steps_; }
   void set_optimizer_steps(const std::vector<std::int64_t>& s);
+  // Every replica steps with p -= lr * g exactly (SGD without momentum or weight decay).
+  bool plain_sgd() const;
+  // The scalars of replica r's next step (optim rule prepare(): its hyperparameters, lr and
+  // step count steps_[r] + 1), [optim::kMaxScalars].
+  void step_scalars(int r, float lr, float* out) const;
+
+  // The kernels a training step of `batch` rows takes with the current optimiser.
+  virtual StepPathInfo step_path(int batch) const = 0;
 
   // Trains every replica on its own indices: indices [R, n] row-major; steps of batch b in
   // order (the last one short when b does not divide n); lr [R]. loss_out[r] = mean over the
@@ -133,11 +176,25 @@ class Ensemble {
   void check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
                          const HistogramSpec& hist_sum) const;
 
+  // For get_tensor/set_tensor of the backends: throw std::invalid_argument unless `slot` is
+  // the parameters, the snapshot (taken, for a read) or a state slot of the current optimiser.
+  // A read of a state slot that is not held gives zeros (read_gives_zeros); a write into one
+  // allocates the state (zero) first (prepare_write).
+  bool read_gives_zeros(Slot slot) const;
+  void prepare_write(Slot slot);
+
+  // The backends hold `slots` state tensors per parameter tensor (zeroed when allocated;
+  // 0: freed) ...
+  virtual void resize_state(int slots) = 0;
+  // ... and zero replica r's rows of every state tensor they hold.
+  virtual void zero_state(int r) = 0;
+
   int replicas_;
   std::vector<int> widths_;
   bool has_snapshot_ = false;
   OptimizerConfig opt_{};
-  std::vector<std::int64_t> steps_;  // optimiser steps taken, per replica (Adam's t)
+  int state_slots_ = 0;
+  std::vector<std::int64_t> steps_;  // optimiser steps taken per replica since its state was reset
 };
 
 // Creates an ensemble on a backend ("cpu" or "cuda"); throws std::runtime_error when the

@@ -1,19 +1,22 @@
-// bsx_native: the module's entry point; each binding file registers its exports.
+// bsx_native: the module's entry point; each binding file registers its exports. The addon
+// keeps no per-environment state, so it loads in any number of worker threads.
 #include <napi.h>
 
+#include "napi/dataset_binding.h"
+#include "napi/optimizer_binding.h"
 #include "napi/register.h"
 
 namespace bsx::napi {
-AddonData& GetAddonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+void RegisterDataset(Napi::Env env, Napi::Object exports) { DatasetWrap::Register(env, exports); }
 }  // namespace bsx::napi
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData<bsx::napi::AddonData>(new bsx::napi::AddonData());
   bsx::napi::RegisterInfo(env, exports);
   bsx::napi::RegisterGemm(env, exports);
   bsx::napi::RegisterDataset(env, exports);
   bsx::napi::RegisterEnsemble(env, exports);
+  bsx::napi::RegisterOptimizer(env, exports);
   return exports;
 }
 }  // namespace

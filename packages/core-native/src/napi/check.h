@@ -1,6 +1,8 @@
 // Argument checks for the bindings: every value from JS is checked here, on the JS thread,
 // before any native memory is touched. Type errors throw TypeError, values out of range
-// throw RangeError; each message names the function and the argument.
+// throw RangeError; each message names the function and the argument, and each error has a
+// stable `code`. None of these helpers runs JS code (no getters, no valueOf, no
+// Symbol.hasInstance), so a check cannot start another call on the same object.
 #pragma once
 #include <napi.h>
 
@@ -11,11 +13,33 @@
 
 namespace bsx::napi {
 
+// Error codes the bindings give their JS errors (`err.code`); @bsx/core lists the same.
+namespace code {
+constexpr const char* kInvalidArgument = "BSX_INVALID_ARGUMENT";  // TypeError / RangeError
+constexpr const char* kOutOfMemory = "BSX_OUT_OF_MEMORY";
+constexpr const char* kInvalidEnv = "BSX_INVALID_ENV";            // a bad BSX_* variable
+constexpr const char* kInvalidState = "BSX_INVALID_STATE";        // e.g. no snapshot taken
+constexpr const char* kBusy = "BSX_BUSY";                          // a call is running
+constexpr const char* kDisposed = "BSX_DISPOSED";
+constexpr const char* kTooLarge = "BSX_TOO_LARGE";                // more memory than the machine has
+constexpr const char* kDeviceUnavailable = "BSX_DEVICE_UNAVAILABLE";
+constexpr const char* kNative = "BSX_NATIVE";                     // any other engine failure
+}  // namespace code
+
+template <typename E>
+E WithCode(E e, const char* c) {
+  e.Set("code", Napi::String::New(e.Env(), c));
+  return e;
+}
+
 [[noreturn]] inline void ThrowType(Napi::Env env, const std::string& msg) {
-  throw Napi::TypeError::New(env, msg);
+  throw WithCode(Napi::TypeError::New(env, msg), code::kInvalidArgument);
 }
 [[noreturn]] inline void ThrowRange(Napi::Env env, const std::string& msg) {
-  throw Napi::RangeError::New(env, msg);
+  throw WithCode(Napi::RangeError::New(env, msg), code::kInvalidArgument);
+}
+[[noreturn]] inline void ThrowError(Napi::Env env, const char* c, const std::string& msg) {
+  throw WithCode(Napi::Error::New(env, msg), c);
 }
 
 inline std::string Describe(const Napi::Value& v) {

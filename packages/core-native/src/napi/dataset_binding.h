@@ -11,15 +11,26 @@ namespace bsx::napi {
 
 class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
  public:
-  explicit DatasetWrap(const Napi::CallbackInfo& info);
-  // The DatasetWrap behind a JS value, or a TypeError naming `where`.
-  static DatasetWrap* FromValue(const Napi::Value& v, const std::string& where);
-  std::shared_ptr<const cpu::Dataset> dataset() const { return dataset_; }
+  static const napi_type_tag kTag;
+  static constexpr const char* kClass = "Dataset";
 
-  Napi::Value Count(const Napi::CallbackInfo& info);
-  Napi::Value Dim(const Napi::CallbackInfo& info);
-  Napi::Value Classes(const Napi::CallbackInfo& info);
+  explicit DatasetWrap(const Napi::CallbackInfo& info);
+  static void Register(Napi::Env env, Napi::Object exports);
+
+  // The dataset of a JS argument (a TypeError naming `where` for anything else, an Error
+  // once it has been disposed).
+  static std::shared_ptr<const cpu::Dataset> FromValue(const Napi::Value& v, const std::string& where);
+
  private:
+  const cpu::Dataset& Get(Napi::Env env, const std::string& fn) const;
+  Napi::Value Count(const Napi::CallbackInfo& info, const std::string& fn);
+  Napi::Value Dim(const Napi::CallbackInfo& info, const std::string& fn);
+  Napi::Value Classes(const Napi::CallbackInfo& info, const std::string& fn);
+  Napi::Value Disposed(const Napi::CallbackInfo& info, const std::string& fn);
+  Napi::Value Dispose(const Napi::CallbackInfo& info, const std::string& fn);
+
+  // Shared with the engine calls that use it: a dispose() while a call runs frees the
+  // memory when that call ends.
   std::shared_ptr<const cpu::Dataset> dataset_;
 };
 

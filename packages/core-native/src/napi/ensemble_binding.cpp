@@ -1,20 +1,36 @@
-// Ensemble: R MLP replicas on one backend. Long calls (train, evaluate) run on a worker
-// thread and return Promises (inputs copied on the JS thread first, baton style); while one
-// runs, every other call on the same ensemble throws instead of racing it.
+// Ensemble: R MLP replicas on one backend.
+//   new Ensemble({ replicas, widths: number[], backend?: 'cpu' | 'cuda' })
+// Long calls (train, evaluate, gradTrials) run on a worker thread and return Promises (inputs
+// copied on the JS thread first, baton style). Every method checks its receiver (type tag),
+// reads and checks all its arguments, and only then claims the ensemble: while a long call
+// runs, every other call on the same ensemble is refused (BSX_BUSY) instead of racing it.
+// dispose() frees the engine's memory (at the end of a running call, if one runs); every
+// later call but `disposed` and `dispose()` throws BSX_DISPOSED.
+// The optimisers, the slots of their state and the names of the statistics come from the
+// engine's tables (engine/optimizers.h, engine/ensemble.h), listed by describe()
+// (info_binding.cpp).
 #include <napi.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <functional>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#if defined(__linux__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
+#include "cuda/cuda_backend.h"
 #include "engine/ensemble.h"
+#include "napi/async_task.h"
 #include "napi/check.h"
 #include "napi/dataset_binding.h"
+#include "napi/guard.h"
+#include "napi/optimizer_binding.h"
 #include "napi/register.h"
 
 namespace bsx::napi {
@@ -25,253 +41,278 @@ constexpr std::int64_t kMaxReplicas = 1 << 20;
 constexpr std::int64_t kMaxWidth = 1 << 16;
 constexpr std::int64_t kMaxBatch = 1 << 20;
 
-// Runs `exec` off the JS thread; settles a Promise with `done()` or the exception's message.
-class TaskWorker : public Napi::AsyncWorker {
- public:
-  TaskWorker(Napi::Env env, std::function<void()> exec,
-             std::function<Napi::Value(Napi::Env)> done, std::function<void()> finally)
-      : Napi::AsyncWorker(env, "bsx:task"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        exec_(std::move(exec)),
-        done_(std::move(done)),
-        finally_(std::move(finally)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    try {
-      exec_();
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    } catch (...) {
-      SetError("unknown native error");
-    }
-  }
-  void OnOK() override {
-    finally_();
-    Napi::HandleScope scope(Env());
-    try {
-      deferred_.Resolve(done_(Env()));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
-  void OnError(const Napi::Error& e) override {
-    finally_();
-    deferred_.Reject(e.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::function<void()> exec_;
-  std::function<Napi::Value(Napi::Env)> done_;
-  std::function<void()> finally_;
+// The engine object and its busy flag, shared by the JS wrapper and the calls in flight: a
+// call keeps it alive after dispose() or after the wrapper was collected.
+struct Core {
+  std::unique_ptr<Ensemble> ens;
+  std::atomic<bool> busy{false};
 };
 
-Slot ParseSlot(const Napi::Value& v, const std::string& where) {
-  const std::string s = ArgString(v, where);
-  if (s == "param") return Slot::Param;
-  if (s == "snapshot") return Slot::Snapshot;
-  if (s == "adamM") return Slot::AdamM;
-  if (s == "adamV") return Slot::AdamV;
-  ThrowRange(v.Env(), where + " must be one of param, snapshot, adamM, adamV, got '" + s + "'");
+double PhysicalMemoryBytes() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) return static_cast<double>(pages) * static_cast<double>(page);
+#endif
+  return 0;
+}
+
+std::string Gigabytes(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GB", bytes / 1e9);
+  return buf;
 }
 
 class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
  public:
-  // new Ensemble({ replicas, widths: number[], backend: 'cpu' | 'cuda' })
+  static const napi_type_tag kTag;
+  static constexpr const char* kClass = "Ensemble";
+
   explicit EnsembleWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EnsembleWrap>(info) {
     Napi::Env env = info.Env();
-    Napi::Value ov = Arg(info, 0);
-    if (!ov.IsObject() || ov.IsArray() || ov.IsTypedArray())
-      ThrowType(env, "Ensemble: options must be an object, got " + Describe(ov));
-    Napi::Object o = ov.As<Napi::Object>();
-    const int replicas =
-        static_cast<int>(ArgInt(o.Get("replicas"), "Ensemble: replicas", 1, kMaxReplicas));
-    Napi::Value wv = o.Get("widths");
-    if (!wv.IsArray()) ThrowType(env, "Ensemble: widths must be an array of integers, got " + Describe(wv));
-    Napi::Array wa = wv.As<Napi::Array>();
-    if (wa.Length() < 2 || wa.Length() > 64)
-      ThrowRange(env, "Ensemble: widths must have 2 to 64 entries, got " + std::to_string(wa.Length()));
-    std::vector<int> widths;
-    for (std::uint32_t i = 0; i < wa.Length(); ++i)
-      widths.push_back(static_cast<int>(
-          ArgInt(wa.Get(i), "Ensemble: widths[" + std::to_string(i) + "]", 1, kMaxWidth)));
-    Napi::Value bv = o.Get("backend");
-    const std::string backend = bv.IsUndefined() ? "cpu" : ArgString(bv, "Ensemble: backend");
-    if (backend != "cpu" && backend != "cuda")
-      ThrowRange(env, "Ensemble: backend must be 'cpu' or 'cuda', got '" + backend + "'");
-    std::int64_t params = 0;
-    for (std::size_t l = 0; l + 1 < widths.size(); ++l)
-      params += static_cast<std::int64_t>(widths[l]) * widths[l + 1] + widths[l + 1];
-    if (static_cast<double>(params) * replicas > 4e9)
-      ThrowRange(env, "Ensemble: " + std::to_string(replicas) + " replicas of " +
-                          std::to_string(params) + " parameters are too many (limit 4e9 floats)");
-    try {
-      ens_ = make_ensemble(backend, replicas, widths);
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(env, std::string("Ensemble: ") + e.what());
-    }
+    Guard(env, "new Ensemble", [&] { Construct(info); });
+    info.This().As<Napi::Object>().TypeTag(&kTag);
   }
 
   static void Register(Napi::Env env, Napi::Object exports) {
-    Napi::Function ctor = DefineClass(
-        env, "Ensemble",
-        {InstanceAccessor<&EnsembleWrap::Replicas>("replicas"),
-         InstanceAccessor<&EnsembleWrap::Widths>("widths"),
-         InstanceAccessor<&EnsembleWrap::Backend>("backend"),
-         InstanceAccessor<&EnsembleWrap::ParameterCount>("parameterCount"),
-         InstanceAccessor<&EnsembleWrap::Busy>("busy"),
-         InstanceMethod<&EnsembleWrap::Init>("init"),
-         InstanceMethod<&EnsembleWrap::Snapshot>("snapshot"),
-         InstanceMethod<&EnsembleWrap::SetOptimizer>("setOptimizer"),
-         InstanceMethod<&EnsembleWrap::ResetOptimizerState>("resetOptimizerState"),
-         InstanceMethod<&EnsembleWrap::GetOptimizerSteps>("getOptimizerSteps"),
-         InstanceMethod<&EnsembleWrap::SetOptimizerSteps>("setOptimizerSteps"),
-         InstanceMethod<&EnsembleWrap::Train>("train"),
-         InstanceMethod<&EnsembleWrap::Evaluate>("evaluate"),
-         InstanceMethod<&EnsembleWrap::Forward>("forward"),
-         InstanceMethod<&EnsembleWrap::Gradients>("gradients"),
-         InstanceMethod<&EnsembleWrap::GetTensor>("getTensor"),
-         InstanceMethod<&EnsembleWrap::SetTensor>("setTensor"),
-         InstanceMethod<&EnsembleWrap::Stats>("stats"),
-         InstanceMethod<&EnsembleWrap::SetTensorBroadcast>("setTensorBroadcast"),
-         InstanceMethod<&EnsembleWrap::ResetToSnapshot>("resetToSnapshot"),
-         InstanceMethod<&EnsembleWrap::GradTrials>("gradTrials")});
-    GetAddonData(env).ensemble_ctor = Napi::Persistent(ctor);
+    Napi::Function ctor = DefineClass(env, "Ensemble", {});
+    Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
+    using E = EnsembleWrap;
+    proto.DefineProperties({
+        Getter<E, &E::Replicas>("Ensemble.replicas", "replicas"),
+        Getter<E, &E::Widths>("Ensemble.widths", "widths"),
+        Getter<E, &E::Backend>("Ensemble.backend", "backend"),
+        Getter<E, &E::ParameterCount>("Ensemble.parameterCount", "parameterCount"),
+        Getter<E, &E::Busy>("Ensemble.busy", "busy"),
+        Getter<E, &E::Disposed>("Ensemble.disposed", "disposed"),
+        Method<E, &E::Init>(env, "Ensemble.init", "init"),
+        Method<E, &E::Snapshot>(env, "Ensemble.snapshot", "snapshot"),
+        Method<E, &E::SetOptimizer>(env, "Ensemble.setOptimizer", "setOptimizer"),
+        Method<E, &E::GetOptimizer>(env, "Ensemble.getOptimizer", "getOptimizer"),
+        Method<E, &E::ResetOptimizerState>(env, "Ensemble.resetOptimizerState", "resetOptimizerState"),
+        Method<E, &E::GetOptimizerSteps>(env, "Ensemble.getOptimizerSteps", "getOptimizerSteps"),
+        Method<E, &E::SetOptimizerSteps>(env, "Ensemble.setOptimizerSteps", "setOptimizerSteps"),
+        Method<E, &E::StepPath>(env, "Ensemble.stepPath", "stepPath"),
+        Method<E, &E::Train>(env, "Ensemble.train", "train"),
+        Method<E, &E::Evaluate>(env, "Ensemble.evaluate", "evaluate"),
+        Method<E, &E::Forward>(env, "Ensemble.forward", "forward"),
+        Method<E, &E::Gradients>(env, "Ensemble.gradients", "gradients"),
+        Method<E, &E::GetTensor>(env, "Ensemble.getTensor", "getTensor"),
+        Method<E, &E::SetTensor>(env, "Ensemble.setTensor", "setTensor"),
+        Method<E, &E::SetTensorBroadcast>(env, "Ensemble.setTensorBroadcast", "setTensorBroadcast"),
+        Method<E, &E::Stats>(env, "Ensemble.stats", "stats"),
+        Method<E, &E::ResetToSnapshot>(env, "Ensemble.resetToSnapshot", "resetToSnapshot"),
+        Method<E, &E::GradTrials>(env, "Ensemble.gradTrials", "gradTrials"),
+        Method<E, &E::Dispose>(env, "Ensemble.dispose", "dispose"),
+    });
     exports.Set("Ensemble", ctor);
   }
 
  private:
-  void EnsureIdle(Napi::Env env, const char* where) {
-    if (busy_.load())
-      throw Napi::Error::New(env, std::string(where) +
-                                      ": the ensemble is busy with a train/evaluate call; await "
-                                      "it before using the ensemble again");
-  }
-  // Runs fn, turning engine exceptions into JS errors of the matching kind.
-  template <typename F>
-  auto Guard(Napi::Env env, const char* where, F&& fn) -> decltype(fn()) {
+  void Construct(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string fn = "new Ensemble";
+    Napi::Value ov = Arg(info, 0);
+    if (!ov.IsObject() || ov.IsArray() || ov.IsTypedArray() || ov.IsFunction())
+      ThrowType(env, fn + ": options must be an object, got " + Describe(ov));
+    Napi::Object o = ov.As<Napi::Object>();
+    // every property read (may run getters) before any check that relies on them
+    Napi::Value rv = o.Get("replicas"), wv = o.Get("widths"), bv = o.Get("backend");
+    const int replicas = static_cast<int>(ArgInt(rv, fn + ": replicas", 1, kMaxReplicas));
+    if (!wv.IsArray()) ThrowType(env, fn + ": widths must be an array of integers, got " + Describe(wv));
+    Napi::Array wa = wv.As<Napi::Array>();
+    const std::uint32_t nw = wa.Length();
+    if (nw < 2 || nw > 64) ThrowRange(env, fn + ": widths must have 2 to 64 entries, got " + std::to_string(nw));
+    std::vector<Napi::Value> wvals;
+    for (std::uint32_t i = 0; i < nw; ++i) wvals.push_back(wa.Get(i));
+    std::vector<int> widths;
+    for (std::uint32_t i = 0; i < nw; ++i)
+      widths.push_back(static_cast<int>(ArgInt(wvals[i], fn + ": widths[" + std::to_string(i) + "]", 1, kMaxWidth)));
+    const std::string backend = bv.IsUndefined() ? "cpu" : ArgString(bv, fn + ": backend");
+    if (backend != "cpu" && backend != "cuda")
+      ThrowRange(env, fn + ": backend must be 'cpu' or 'cuda', got '" + backend + "'");
+    CheckMemory(env, fn, replicas, widths, backend);
+    auto core = std::make_shared<Core>();
     try {
-      return fn();
-    } catch (const Napi::Error&) {
+      core->ens = make_ensemble(backend, replicas, widths);
+    } catch (const std::bad_alloc&) {
       throw;
-    } catch (const std::out_of_range& e) {
-      ThrowRange(env, std::string(where) + ": " + e.what());
-    } catch (const std::invalid_argument& e) {
-      ThrowType(env, std::string(where) + ": " + e.what());
     } catch (const std::exception& e) {
-      throw Napi::Error::New(env, std::string(where) + ": " + e.what());
+      const bool unavailable = backend == "cuda" && std::string(e.what()).rfind("cuda: unavailable", 0) == 0;
+      ThrowError(env, unavailable ? code::kDeviceUnavailable : code::kNative, fn + ": " + e.what());
     }
+    core_ = std::move(core);
   }
-  std::int64_t R() const { return ens_->replicas(); }
 
-  Napi::Value Replicas(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), ens_->replicas());
+  // Refuses an ensemble whose parameters, gradients and snapshot alone need more memory than
+  // the machine (or the GPU) has, before anything is allocated.
+  static void CheckMemory(Napi::Env env, const std::string& fn, int replicas, const std::vector<int>& widths,
+                          const std::string& backend) {
+    double params = 0;
+    for (std::size_t l = 0; l + 1 < widths.size(); ++l)
+      params += static_cast<double>(widths[l]) * widths[l + 1] + widths[l + 1];
+    const double need = 3.0 * 4.0 * params * replicas;
+    double have = 0;
+    std::string where = "this machine has";
+    if (backend == "cuda") {
+      const cuda::DeviceInfo d = cuda::probe();
+      if (d.available) {
+        have = static_cast<double>(d.total_memory);
+        where = "the GPU has";
+      }
+    } else {
+      have = PhysicalMemoryBytes();
+    }
+    if ((have > 0 && need > have) || need > 1.6e10 * 4)
+      throw WithCode(Napi::RangeError::New(env, fn + ": " + std::to_string(replicas) + " replicas of " +
+                                                    std::to_string(static_cast<long long>(params)) +
+                                                    " parameters need at least " + Gigabytes(need) +
+                                                    " (parameters, gradients and snapshot); " + where + " " +
+                                                    Gigabytes(have)),
+                     code::kTooLarge);
   }
-  Napi::Value Widths(const Napi::CallbackInfo& info) {
-    Napi::Array a = Napi::Array::New(info.Env(), ens_->widths().size());
-    for (std::size_t i = 0; i < ens_->widths().size(); ++i)
-      a.Set(static_cast<std::uint32_t>(i), ens_->widths()[i]);
+
+  // The ensemble for a call that reads or changes nothing a running call uses.
+  Ensemble& Live(Napi::Env env, const std::string& fn) const {
+    if (!core_) ThrowError(env, code::kDisposed, fn + ": the ensemble has been disposed");
+    return *core_->ens;
+  }
+  // The ensemble for a call that uses its state: refused while a long call runs.
+  Ensemble& Idle(Napi::Env env, const std::string& fn) const {
+    Ensemble& e = Live(env, fn);
+    if (core_->busy.load())
+      ThrowError(env, code::kBusy, fn + ": the ensemble is busy with a train, evaluate or gradTrials call; "
+                                        "await it before using the ensemble again");
+    return e;
+  }
+  // Claims the ensemble for a long call; the returned release() frees it.
+  std::shared_ptr<Core> Claim(Napi::Env env, const std::string& fn) {
+    Idle(env, fn);
+    core_->busy.store(true);
+    return core_;
+  }
+  static std::function<void()> Releaser(std::shared_ptr<Core> core) {
+    return [core]() { core->busy.store(false); };
+  }
+
+  std::int64_t R(Napi::Env env, const std::string& fn) const { return Live(env, fn).replicas(); }
+
+  Napi::Value Replicas(const Napi::CallbackInfo& info, const std::string& fn) {
+    return Napi::Number::New(info.Env(), Live(info.Env(), fn).replicas());
+  }
+  Napi::Value Widths(const Napi::CallbackInfo& info, const std::string& fn) {
+    const std::vector<int>& w = Live(info.Env(), fn).widths();
+    Napi::Array a = Napi::Array::New(info.Env(), w.size());
+    for (std::size_t i = 0; i < w.size(); ++i) a.Set(static_cast<std::uint32_t>(i), w[i]);
     return a;
   }
-  Napi::Value Backend(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), ens_->backend());
+  Napi::Value Backend(const Napi::CallbackInfo& info, const std::string& fn) {
+    return Napi::String::New(info.Env(), Live(info.Env(), fn).backend());
   }
-  Napi::Value ParameterCount(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(ens_->parameter_count()));
+  Napi::Value ParameterCount(const Napi::CallbackInfo& info, const std::string& fn) {
+    return Napi::Number::New(info.Env(), static_cast<double>(Live(info.Env(), fn).parameter_count()));
   }
-  Napi::Value Busy(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), busy_.load());
+  Napi::Value Busy(const Napi::CallbackInfo& info, const std::string&) {
+    return Napi::Boolean::New(info.Env(), core_ && core_->busy.load());
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info, const std::string&) {
+    return Napi::Boolean::New(info.Env(), !core_);
+  }
+  Napi::Value Dispose(const Napi::CallbackInfo& info, const std::string&) {
+    core_.reset();  // a call in flight holds its own reference and frees the engine at its end
+    return info.Env().Undefined();
   }
 
   // init(seeds: Float64Array [R]): each an integer in [0, 2^53)
-  Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Value Init(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "init");
-    auto seeds = ArgArray<double>(Arg(info, 0), "init: seeds", R());
-    std::vector<std::uint64_t> s(static_cast<std::size_t>(R()));
-    for (std::int64_t r = 0; r < R(); ++r) {
+    const std::int64_t R_ = R(env, fn);
+    auto seeds = ArgArray<double>(Arg(info, 0), fn + ": seeds", R_);
+    std::vector<std::uint64_t> s(static_cast<std::size_t>(R_));
+    for (std::int64_t r = 0; r < R_; ++r) {
       const double d = seeds.Data()[r];
       if (!(d >= 0 && d <= 9007199254740991.0) || std::floor(d) != d)
-        ThrowRange(env, "init: seeds[" + std::to_string(r) +
-                            "] must be an integer in [0, 2^53), got " + std::to_string(d));
+        ThrowRange(env, fn + ": seeds[" + std::to_string(r) + "] must be an integer in [0, 2^53), got " +
+                            std::to_string(d));
       s[r] = static_cast<std::uint64_t>(d);
     }
-    Guard(env, "init", [&] { ens_->init_xavier(s); });
+    Idle(env, fn).init_xavier(s);
     return env.Undefined();
   }
 
-  Napi::Value Snapshot(const Napi::CallbackInfo& info) {
-    EnsureIdle(info.Env(), "snapshot");
-    ens_->snapshot();
+  Napi::Value Snapshot(const Napi::CallbackInfo& info, const std::string& fn) {
+    Idle(info.Env(), fn).snapshot();
     return info.Env().Undefined();
   }
 
-  // setOptimizer(kind: 'sgd' | 'adam', beta1?, beta2?, eps?)
-  Napi::Value SetOptimizer(const Napi::CallbackInfo& info) {
+  // setOptimizer({ name, <hyperparameter>: value | one value per replica }) (see
+  // napi/optimizer_binding.h)
+  Napi::Value SetOptimizer(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "setOptimizer");
-    const std::string kind = ArgString(Arg(info, 0), "setOptimizer: kind");
-    OptimizerConfig cfg;
-    if (kind == "sgd") {
-      cfg.kind = OptimizerKind::Sgd;
-    } else if (kind == "adam") {
-      cfg.kind = OptimizerKind::Adam;
-    } else {
-      ThrowRange(env, "setOptimizer: kind must be 'sgd' or 'adam', got '" + kind + "'");
-    }
-    auto opt_num = [&](std::size_t i, const char* name, float dflt, double lo, double hi) {
-      Napi::Value v = Arg(info, i);
-      if (v.IsUndefined()) return dflt;
-      const double d = ArgNumber(v, std::string("setOptimizer: ") + name);
-      if (!(d >= lo && d < hi))
-        ThrowRange(env, std::string("setOptimizer: ") + name + " must be in [" +
-                            std::to_string(lo) + ", " + std::to_string(hi) + "), got " +
-                            std::to_string(d));
-      return static_cast<float>(d);
-    };
-    cfg.beta1 = opt_num(1, "beta1", 0.9f, 0.0, 1.0);
-    cfg.beta2 = opt_num(2, "beta2", 0.999f, 0.0, 1.0);
-    cfg.eps = opt_num(3, "eps", 1e-8f, 0.0, 1.0);
-    ens_->set_optimizer(cfg);
+    const OptimizerConfig cfg = ParseOptimizer(Arg(info, 0), fn, static_cast<int>(R(env, fn)));
+    Idle(env, fn).set_optimizer(cfg);
     return env.Undefined();
   }
 
-  Napi::Value ResetOptimizerState(const Napi::CallbackInfo& info) {
-    EnsureIdle(info.Env(), "resetOptimizerState");
-    ens_->reset_optimizer_state();
+  // getOptimizer() -> { name, <hyperparameter>: Float64Array [R] ... }
+  Napi::Value GetOptimizer(const Napi::CallbackInfo& info, const std::string& fn) {
+    Napi::Env env = info.Env();
+    const Ensemble& e = Live(env, fn);
+    const optim::Descriptor& d = e.optimizer_descriptor();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", d.name);
+    for (std::size_t h = 0; h < d.hyper.size(); ++h) {
+      auto a = Napi::Float64Array::New(env, static_cast<std::size_t>(e.replicas()));
+      for (int r = 0; r < e.replicas(); ++r)
+        a.Data()[r] = e.optimizer().hyper[static_cast<std::size_t>(r) * optim::kMaxHyper + h];
+      o.Set(d.hyper[h].name, a);
+    }
+    return o;
+  }
+
+  Napi::Value ResetOptimizerState(const Napi::CallbackInfo& info, const std::string& fn) {
+    Idle(info.Env(), fn).reset_optimizer_state();
     return info.Env().Undefined();
   }
 
-  Napi::Value GetOptimizerSteps(const Napi::CallbackInfo& info) {
-    auto out = Napi::Float64Array::New(info.Env(), static_cast<std::size_t>(R()));
-    for (std::int64_t r = 0; r < R(); ++r)
-      out.Data()[r] = static_cast<double>(ens_->optimizer_steps()[r]);
+  Napi::Value GetOptimizerSteps(const Napi::CallbackInfo& info, const std::string& fn) {
+    const Ensemble& e = Idle(info.Env(), fn);
+    auto out = Napi::Float64Array::New(info.Env(), static_cast<std::size_t>(e.replicas()));
+    for (int r = 0; r < e.replicas(); ++r) out.Data()[r] = static_cast<double>(e.optimizer_steps()[r]);
     return out;
   }
 
-  Napi::Value SetOptimizerSteps(const Napi::CallbackInfo& info) {
+  Napi::Value SetOptimizerSteps(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "setOptimizerSteps");
-    auto a = ArgArray<double>(Arg(info, 0), "setOptimizerSteps: steps", R());
-    std::vector<std::int64_t> s(static_cast<std::size_t>(R()));
-    for (std::int64_t r = 0; r < R(); ++r) {
+    const std::int64_t R_ = R(env, fn);
+    auto a = ArgArray<double>(Arg(info, 0), fn + ": steps", R_);
+    std::vector<std::int64_t> s(static_cast<std::size_t>(R_));
+    for (std::int64_t r = 0; r < R_; ++r) {
       const double v = a.Data()[r];
       if (!(v >= 0 && v <= 9007199254740991.0) || std::floor(v) != v)
-        ThrowRange(env, "setOptimizerSteps: steps[" + std::to_string(r) +
-                            "] must be a non-negative integer");
+        ThrowRange(env, fn + ": steps[" + std::to_string(r) + "] must be a non-negative integer");
       s[r] = static_cast<std::int64_t>(v);
     }
-    ens_->set_optimizer_steps(s);
+    Idle(env, fn).set_optimizer_steps(s);
     return env.Undefined();
   }
 
+  // stepPath(batchSize) -> { path, reason }: which kernels a training step of that batch
+  // size takes with the current optimiser.
+  Napi::Value StepPath(const Napi::CallbackInfo& info, const std::string& fn) {
+    Napi::Env env = info.Env();
+    const int b = static_cast<int>(ArgInt(Arg(info, 0), fn + ": batchSize", 1, kMaxBatch));
+    const StepPathInfo p = Live(env, fn).step_path(b);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("path", p.path);
+    o.Set("reason", p.reason);
+    return o;
+  }
+
   // Indices [R, per] from JS, each in [0, dataset.count), copied.
-  std::vector<std::int32_t> CopyIndices(const Napi::Value& v, const std::string& where,
+  std::vector<std::int32_t> CopyIndices(const Napi::Value& v, const std::string& where, std::int64_t R_,
                                         std::int64_t per, const cpu::Dataset& ds) {
     Napi::Env env = v.Env();
-    auto a = ArgArray<std::int32_t>(v, where, R() * per);
+    auto a = ArgArray<std::int32_t>(v, where, R_ * per);
     std::vector<std::int32_t> idx(a.Data(), a.Data() + a.ElementLength());
     for (std::size_t i = 0; i < idx.size(); ++i)
       if (idx[i] < 0 || idx[i] >= ds.count)
@@ -280,188 +321,184 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
     return idx;
   }
 
-  void CheckDataset(Napi::Env env, const cpu::Dataset& ds, const std::string& where) {
-    if (ds.dim != ens_->widths().front())
-      ThrowRange(env, where + ": the dataset has " + std::to_string(ds.dim) +
-                          " features, the model's input width is " +
-                          std::to_string(ens_->widths().front()));
-    if (ds.classes != ens_->widths().back())
-      ThrowRange(env, where + ": the dataset has " + std::to_string(ds.classes) +
-                          " classes, the model's output width is " +
-                          std::to_string(ens_->widths().back()));
-  }
-
-  // Marks the ensemble busy and keeps it alive until the worker settles.
-  std::function<void()> Hold(const Napi::CallbackInfo& info) {
-    busy_.store(true);
-    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
-    return [this, self]() mutable {
-      busy_.store(false);
-      self->Reset();
-    };
+  void CheckDataset(Napi::Env env, const cpu::Dataset& ds, const std::string& fn) const {
+    const Ensemble& e = Live(env, fn);
+    if (ds.dim != e.widths().front())
+      ThrowRange(env, fn + ": the dataset has " + std::to_string(ds.dim) + " features, the model's input width is " +
+                          std::to_string(e.widths().front()));
+    if (ds.classes != e.widths().back())
+      ThrowRange(env, fn + ": the dataset has " + std::to_string(ds.classes) +
+                          " classes, the model's output width is " + std::to_string(e.widths().back()));
   }
 
   // train(dataset, indices: Int32Array [R*n], n, batchSize, lr: Float32Array [R])
   //   -> Promise<Float64Array [R]> mean training loss per replica
-  Napi::Value Train(const Napi::CallbackInfo& info) {
+  Napi::Value Train(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "train");
-    DatasetWrap* dw = DatasetWrap::FromValue(Arg(info, 0), "train: dataset");
-    auto ds = dw->dataset();
-    CheckDataset(env, *ds, "train");
-    const std::int64_t n = ArgInt(Arg(info, 2), "train: n", 1, 1LL << 31);
-    const int batch = static_cast<int>(ArgInt(Arg(info, 3), "train: batchSize", 1, kMaxBatch));
-    if (static_cast<double>(n) * R() > 2147483647.0)
-      ThrowRange(env, "train: replicas * n must be < 2^31");
-    auto idx = std::make_shared<std::vector<std::int32_t>>(
-        CopyIndices(Arg(info, 1), "train: indices", n, *ds));
-    auto lra = ArgArray<float>(Arg(info, 4), "train: lr", R());
-    auto lr = std::make_shared<std::vector<float>>(lra.Data(), lra.Data() + R());
-    for (std::int64_t r = 0; r < R(); ++r)
+    const std::int64_t R_ = R(env, fn);
+    auto ds = DatasetWrap::FromValue(Arg(info, 0), fn + ": dataset");
+    CheckDataset(env, *ds, fn);
+    const std::int64_t n = ArgInt(Arg(info, 2), fn + ": n", 1, 1LL << 31);
+    const int batch = static_cast<int>(ArgInt(Arg(info, 3), fn + ": batchSize", 1, kMaxBatch));
+    if (static_cast<double>(n) * R_ > 2147483647.0) ThrowRange(env, fn + ": replicas * n must be < 2^31");
+    auto idx = std::make_shared<std::vector<std::int32_t>>(CopyIndices(Arg(info, 1), fn + ": indices", R_, n, *ds));
+    auto lra = ArgArray<float>(Arg(info, 4), fn + ": lr", R_);
+    auto lr = std::make_shared<std::vector<float>>(lra.Data(), lra.Data() + R_);
+    for (std::int64_t r = 0; r < R_; ++r)
       if (!(std::isfinite((*lr)[r]) && (*lr)[r] > 0))
-        ThrowRange(env, "train: lr[" + std::to_string(r) + "] must be a finite number > 0, got " +
+        ThrowRange(env, fn + ": lr[" + std::to_string(r) + "] must be a finite number > 0, got " +
                             std::to_string((*lr)[r]));
-    auto loss = std::make_shared<std::vector<double>>(static_cast<std::size_t>(R()));
-    Ensemble* ens = ens_.get();
-    auto* w = new TaskWorker(
-        env, [=] { ens->train(*ds, idx->data(), n, batch, lr->data(), loss->data()); },
-        [loss](Napi::Env e) -> Napi::Value {
-          auto out = Napi::Float64Array::New(e, loss->size());
-          for (std::size_t i = 0; i < loss->size(); ++i) out.Data()[i] = (*loss)[i];
-          return out;
-        },
-        Hold(info));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    auto loss = std::make_shared<std::vector<double>>(static_cast<std::size_t>(R_));
+    std::shared_ptr<Core> core = Claim(env, fn);
+    TaskSpec t;
+    t.exec = [core, ds, idx, n, batch, lr, loss] {
+      core->ens->train(*ds, idx->data(), n, batch, lr->data(), loss->data());
+    };
+    t.done = [loss](Napi::Env e) -> Napi::Value {
+      auto out = Napi::Float64Array::New(e, loss->size());
+      std::copy(loss->begin(), loss->end(), out.Data());
+      return out;
+    };
+    t.release = Releaser(core);
+    return StartTask(env, fn, std::move(t));
   }
 
   // evaluate(dataset, start = 0, count = dataset.count - start)
   //   -> Promise<{ lossSum: Float64Array [R], correct: Float64Array [R], count }>
-  Napi::Value Evaluate(const Napi::CallbackInfo& info) {
+  Napi::Value Evaluate(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "evaluate");
-    DatasetWrap* dw = DatasetWrap::FromValue(Arg(info, 0), "evaluate: dataset");
-    auto ds = dw->dataset();
-    CheckDataset(env, *ds, "evaluate");
+    auto ds = DatasetWrap::FromValue(Arg(info, 0), fn + ": dataset");
+    CheckDataset(env, *ds, fn);
     const std::int64_t start =
-        Arg(info, 1).IsUndefined() ? 0 : ArgInt(Arg(info, 1), "evaluate: start", 0, ds->count - 1);
+        Arg(info, 1).IsUndefined() ? 0 : ArgInt(Arg(info, 1), fn + ": start", 0, ds->count - 1);
     const std::int64_t count = Arg(info, 2).IsUndefined()
                                    ? ds->count - start
-                                   : ArgInt(Arg(info, 2), "evaluate: count", 1, ds->count - start);
+                                   : ArgInt(Arg(info, 2), fn + ": count", 1, ds->count - start);
     auto res = std::make_shared<EvalResult>();
-    Ensemble* ens = ens_.get();
-    auto* w = new TaskWorker(
-        env, [=] { *res = ens->evaluate(*ds, start, count); },
-        [res](Napi::Env e) -> Napi::Value {
-          Napi::Object o = Napi::Object::New(e);
-          auto ls = Napi::Float64Array::New(e, res->loss_sum.size());
-          auto cc = Napi::Float64Array::New(e, res->correct.size());
-          for (std::size_t i = 0; i < res->loss_sum.size(); ++i) {
-            ls.Data()[i] = res->loss_sum[i];
-            cc.Data()[i] = static_cast<double>(res->correct[i]);
-          }
-          o.Set("lossSum", ls);
-          o.Set("correct", cc);
-          o.Set("count", Napi::Number::New(e, static_cast<double>(res->count)));
-          return o;
-        },
-        Hold(info));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    std::shared_ptr<Core> core = Claim(env, fn);
+    TaskSpec t;
+    t.exec = [core, ds, start, count, res] { *res = core->ens->evaluate(*ds, start, count); };
+    t.done = [res](Napi::Env e) -> Napi::Value {
+      Napi::Object o = Napi::Object::New(e);
+      auto ls = Napi::Float64Array::New(e, res->loss_sum.size());
+      auto cc = Napi::Float64Array::New(e, res->correct.size());
+      for (std::size_t i = 0; i < res->loss_sum.size(); ++i) {
+        ls.Data()[i] = res->loss_sum[i];
+        cc.Data()[i] = static_cast<double>(res->correct[i]);
+      }
+      o.Set("lossSum", ls);
+      o.Set("correct", cc);
+      o.Set("count", Napi::Number::New(e, static_cast<double>(res->count)));
+      return o;
+    };
+    t.release = Releaser(core);
+    return StartTask(env, fn, std::move(t));
   }
 
   // forward(dataset, indices: Int32Array [R*b], b) -> Float32Array [R*b*classes] log-probs
-  Napi::Value Forward(const Napi::CallbackInfo& info) {
+  Napi::Value Forward(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "forward");
-    DatasetWrap* dw = DatasetWrap::FromValue(Arg(info, 0), "forward: dataset");
-    auto ds = dw->dataset();
-    CheckDataset(env, *ds, "forward");
-    const int b = static_cast<int>(ArgInt(Arg(info, 2), "forward: batchSize", 1, kMaxBatch));
-    auto idx = CopyIndices(Arg(info, 1), "forward: indices", b, *ds);
-    auto out = Napi::Float32Array::New(env, static_cast<std::size_t>(R() * b * ens_->widths().back()));
-    Guard(env, "forward", [&] { ens_->forward(*ds, idx.data(), b, out.Data()); });
+    const std::int64_t R_ = R(env, fn);
+    auto ds = DatasetWrap::FromValue(Arg(info, 0), fn + ": dataset");
+    CheckDataset(env, *ds, fn);
+    const int b = static_cast<int>(ArgInt(Arg(info, 2), fn + ": batchSize", 1, kMaxBatch));
+    if (static_cast<double>(b) * R_ > 2147483647.0) ThrowRange(env, fn + ": replicas * batchSize must be < 2^31");
+    auto idx = CopyIndices(Arg(info, 1), fn + ": indices", R_, b, *ds);
+    Ensemble& e = Idle(env, fn);
+    auto out = Napi::Float32Array::New(env, static_cast<std::size_t>(R_ * b * e.widths().back()));
+    e.forward(*ds, idx.data(), b, out.Data());
     return out;
   }
 
   // gradients(dataset, indices: Int32Array [R*b], b)
   //   -> { loss: Float64Array [R], grads: Float32Array[] (W0, b0, W1, b1, ...; each [R, numel]) }
-  Napi::Value Gradients(const Napi::CallbackInfo& info) {
+  Napi::Value Gradients(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "gradients");
-    DatasetWrap* dw = DatasetWrap::FromValue(Arg(info, 0), "gradients: dataset");
-    auto ds = dw->dataset();
-    CheckDataset(env, *ds, "gradients");
-    const int b = static_cast<int>(ArgInt(Arg(info, 2), "gradients: batchSize", 1, kMaxBatch));
-    auto idx = CopyIndices(Arg(info, 1), "gradients: indices", b, *ds);
+    const std::int64_t R_ = R(env, fn);
+    auto ds = DatasetWrap::FromValue(Arg(info, 0), fn + ": dataset");
+    CheckDataset(env, *ds, fn);
+    const int b = static_cast<int>(ArgInt(Arg(info, 2), fn + ": batchSize", 1, kMaxBatch));
+    if (static_cast<double>(b) * R_ > 2147483647.0) ThrowRange(env, fn + ": replicas * batchSize must be < 2^31");
+    auto idx = CopyIndices(Arg(info, 1), fn + ": indices", R_, b, *ds);
+    Ensemble& e = Idle(env, fn);
     Napi::Array grads = Napi::Array::New(env);
     std::vector<float*> ptrs;
-    for (int t = 0; t < ens_->tensor_count(); ++t) {
-      auto g = Napi::Float32Array::New(env, static_cast<std::size_t>(R() * ens_->tensor_numel(t)));
+    for (int t = 0; t < e.tensor_count(); ++t) {
+      auto g = Napi::Float32Array::New(env, static_cast<std::size_t>(R_ * e.tensor_numel(t)));
       ptrs.push_back(g.Data());
       grads.Set(static_cast<std::uint32_t>(t), g);
     }
-    auto loss = Napi::Float64Array::New(env, static_cast<std::size_t>(R()));
-    Guard(env, "gradients", [&] { ens_->gradients(*ds, idx.data(), b, ptrs, loss.Data()); });
+    auto loss = Napi::Float64Array::New(env, static_cast<std::size_t>(R_));
+    e.gradients(*ds, idx.data(), b, ptrs, loss.Data());
     Napi::Object o = Napi::Object::New(env);
     o.Set("loss", loss);
     o.Set("grads", grads);
     return o;
   }
 
+  // A slot by name: 'param', 'snapshot' or a state slot of the current optimiser.
+  Slot ParseSlot(const Napi::Value& v, const std::string& where, const Ensemble& e) {
+    const std::string s = ArgString(v, where);
+    if (s == "param") return Slot::Param;
+    if (s == "snapshot") return Slot::Snapshot;
+    const optim::Descriptor& d = e.optimizer_descriptor();
+    std::string known = "param, snapshot";
+    for (std::size_t k = 0; k < d.state.size(); ++k) {
+      if (s == d.state[k]) return state_slot(static_cast<int>(k));
+      known += ", " + d.state[k];
+    }
+    ThrowRange(v.Env(), where + " must be one of " + known + " (the optimizer is " + d.name + "), got '" + s + "'");
+  }
+
   // getTensor(slot, t) -> Float32Array [R * numel(t)]
-  Napi::Value GetTensor(const Napi::CallbackInfo& info) {
+  Napi::Value GetTensor(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "getTensor");
-    const Slot s = ParseSlot(Arg(info, 0), "getTensor: slot");
-    const int t = static_cast<int>(ArgInt(Arg(info, 1), "getTensor: tensor", 0, ens_->tensor_count() - 1));
-    if (s == Slot::Snapshot && !ens_->has_snapshot())
-      throw Napi::Error::New(env, "getTensor: no snapshot has been taken");
-    auto out = Napi::Float32Array::New(env, static_cast<std::size_t>(R() * ens_->tensor_numel(t)));
-    Guard(env, "getTensor", [&] { ens_->get_tensor(s, t, out.Data()); });
+    Ensemble& e = Idle(env, fn);
+    const Slot s = ParseSlot(Arg(info, 0), fn + ": slot", e);
+    const int t = static_cast<int>(ArgInt(Arg(info, 1), fn + ": tensor", 0, e.tensor_count() - 1));
+    if (s == Slot::Snapshot && !e.has_snapshot()) ThrowError(env, code::kInvalidState, fn + ": no snapshot has been taken");
+    auto out = Napi::Float32Array::New(env, static_cast<std::size_t>(e.replicas() * e.tensor_numel(t)));
+    e.get_tensor(s, t, out.Data());
     return out;
   }
 
   // setTensor(slot, t, data: Float32Array [R * numel(t)])
-  Napi::Value SetTensor(const Napi::CallbackInfo& info) {
+  Napi::Value SetTensor(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "setTensor");
-    const Slot s = ParseSlot(Arg(info, 0), "setTensor: slot");
-    const int t = static_cast<int>(ArgInt(Arg(info, 1), "setTensor: tensor", 0, ens_->tensor_count() - 1));
-    auto a = ArgArray<float>(Arg(info, 2), "setTensor: data", R() * ens_->tensor_numel(t));
-    Guard(env, "setTensor", [&] { ens_->set_tensor(s, t, a.Data()); });
+    Ensemble& e = Idle(env, fn);
+    const Slot s = ParseSlot(Arg(info, 0), fn + ": slot", e);
+    const int t = static_cast<int>(ArgInt(Arg(info, 1), fn + ": tensor", 0, e.tensor_count() - 1));
+    auto a = ArgArray<float>(Arg(info, 2), fn + ": data", e.replicas() * e.tensor_numel(t));
+    e.set_tensor(s, t, a.Data());
     return env.Undefined();
-  }
-
-  // stats() -> Float64Array [R, layers, 8] (see engine/ensemble.h)
-  Napi::Value Stats(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    EnsureIdle(env, "stats");
-    if (!ens_->has_snapshot()) throw Napi::Error::New(env, "stats: no snapshot has been taken");
-    auto out = Napi::Float64Array::New(
-        env, static_cast<std::size_t>(R() * ens_->layers() * kStatsPerLayer));
-    Guard(env, "stats", [&] { ens_->stats(out.Data()); });
-    return out;
   }
 
   // setTensorBroadcast(slot, t, data: Float32Array [numel(t)]): every replica gets `data`
-  Napi::Value SetTensorBroadcast(const Napi::CallbackInfo& info) {
+  Napi::Value SetTensorBroadcast(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "setTensorBroadcast");
-    const Slot s = ParseSlot(Arg(info, 0), "setTensorBroadcast: slot");
-    const int t = static_cast<int>(ArgInt(Arg(info, 1), "setTensorBroadcast: tensor", 0, ens_->tensor_count() - 1));
-    auto a = ArgArray<float>(Arg(info, 2), "setTensorBroadcast: data", ens_->tensor_numel(t));
-    Guard(env, "setTensorBroadcast", [&] { ens_->set_tensor_broadcast(s, t, a.Data()); });
+    Ensemble& e = Idle(env, fn);
+    const Slot s = ParseSlot(Arg(info, 0), fn + ": slot", e);
+    const int t = static_cast<int>(ArgInt(Arg(info, 1), fn + ": tensor", 0, e.tensor_count() - 1));
+    auto a = ArgArray<float>(Arg(info, 2), fn + ": data", e.tensor_numel(t));
+    e.set_tensor_broadcast(s, t, a.Data());
     return env.Undefined();
   }
 
-  Napi::Value ResetToSnapshot(const Napi::CallbackInfo& info) {
+  // stats() -> Float64Array [R, layers, kStatsPerLayer] (names: describe().layerStats)
+  Napi::Value Stats(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "resetToSnapshot");
-    if (!ens_->has_snapshot()) throw Napi::Error::New(env, "resetToSnapshot: no snapshot has been taken");
-    ens_->reset_to_snapshot();
+    Ensemble& e = Idle(env, fn);
+    if (!e.has_snapshot()) ThrowError(env, code::kInvalidState, fn + ": no snapshot has been taken");
+    auto out = Napi::Float64Array::New(env, static_cast<std::size_t>(e.replicas()) * e.layers() * kStatsPerLayer);
+    e.stats(out.Data());
+    return out;
+  }
+
+  Napi::Value ResetToSnapshot(const Napi::CallbackInfo& info, const std::string& fn) {
+    Napi::Env env = info.Env();
+    Ensemble& e = Idle(env, fn);
+    if (!e.has_snapshot()) ThrowError(env, code::kInvalidState, fn + ": no snapshot has been taken");
+    e.reset_to_snapshot();
     return env.Undefined();
   }
 
@@ -481,66 +518,65 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
 
   // gradTrials(dataset, indices: Int32Array [R*n], n, batchSize, lr, edgesMean: Float32Array,
   //            edgesSum: Float32Array, exportS: boolean)
-  //   -> Promise<{ stats: Float64Array [R*6], histMean: Float64Array, histSum: Float64Array,
-  //                s?: Float32Array [R * numel(last weight)] }>
-  Napi::Value GradTrials(const Napi::CallbackInfo& info) {
+  //   -> Promise<{ stats: Float64Array [R * kTrialStats] (names: describe().trialStats),
+  //                histMean: Float64Array, histSum: Float64Array, s?: Float32Array [R * numel(last weight)] }>
+  Napi::Value GradTrials(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
-    EnsureIdle(env, "gradTrials");
-    DatasetWrap* dw = DatasetWrap::FromValue(Arg(info, 0), "gradTrials: dataset");
-    auto ds = dw->dataset();
-    CheckDataset(env, *ds, "gradTrials");
-    const std::int64_t n = ArgInt(Arg(info, 2), "gradTrials: n", 1, 1LL << 24);
-    const int batch = static_cast<int>(ArgInt(Arg(info, 3), "gradTrials: batchSize", 1, kMaxBatch));
-    if (static_cast<double>(n) * R() > 2147483647.0) ThrowRange(env, "gradTrials: replicas * n must be < 2^31");
-    auto idx = std::make_shared<std::vector<std::int32_t>>(CopyIndices(Arg(info, 1), "gradTrials: indices", n, *ds));
-    const double lr = ArgNumber(Arg(info, 4), "gradTrials: lr");
-    if (!(std::isfinite(lr) && lr > 0)) ThrowRange(env, "gradTrials: lr must be a finite number > 0");
-    auto em = std::make_shared<std::vector<float>>(CopyEdges(Arg(info, 5), "gradTrials: edgesMean"));
-    auto es = std::make_shared<std::vector<float>>(CopyEdges(Arg(info, 6), "gradTrials: edgesSum"));
+    const std::int64_t R_ = R(env, fn);
+    auto ds = DatasetWrap::FromValue(Arg(info, 0), fn + ": dataset");
+    CheckDataset(env, *ds, fn);
+    const std::int64_t n = ArgInt(Arg(info, 2), fn + ": n", 1, 1LL << 24);
+    const int batch = static_cast<int>(ArgInt(Arg(info, 3), fn + ": batchSize", 1, kMaxBatch));
+    if (static_cast<double>(n) * R_ > 2147483647.0) ThrowRange(env, fn + ": replicas * n must be < 2^31");
+    auto idx = std::make_shared<std::vector<std::int32_t>>(CopyIndices(Arg(info, 1), fn + ": indices", R_, n, *ds));
+    const double lr = ArgNumber(Arg(info, 4), fn + ": lr");
+    if (!(std::isfinite(lr) && lr > 0)) ThrowRange(env, fn + ": lr must be a finite number > 0");
+    auto em = std::make_shared<std::vector<float>>(CopyEdges(Arg(info, 5), fn + ": edgesMean"));
+    auto es = std::make_shared<std::vector<float>>(CopyEdges(Arg(info, 6), fn + ": edgesSum"));
     Napi::Value ev = Arg(info, 7);
-    if (!ev.IsUndefined() && !ev.IsBoolean()) ThrowType(env, "gradTrials: exportS must be a boolean, got " + Describe(ev));
+    if (!ev.IsUndefined() && !ev.IsBoolean()) ThrowType(env, fn + ": exportS must be a boolean, got " + Describe(ev));
     const bool want_s = ev.IsBoolean() && ev.As<Napi::Boolean>().Value();
-    if (ens_->optimizer().kind != OptimizerKind::Sgd)
-      throw Napi::Error::New(env, "gradTrials: the trials take plain SGD steps; call setOptimizer('sgd') first");
-    const int last = 2 * (ens_->layers() - 1);
-    auto s_out = std::make_shared<std::vector<float>>(want_s ? static_cast<std::size_t>(R() * ens_->tensor_numel(last)) : 0);
+    if (!Live(env, fn).plain_sgd())
+      ThrowError(env, code::kInvalidState,
+                 fn + ": the trials take plain SGD steps; set the optimizer to sgd without momentum or weight decay first");
+    const Ensemble& e = Live(env, fn);
+    const int last = 2 * (e.layers() - 1);
+    auto s_out = std::make_shared<std::vector<float>>(want_s ? static_cast<std::size_t>(R_ * e.tensor_numel(last)) : 0);
     auto res = std::make_shared<GradTrialsResult>();
-    Ensemble* ens = ens_.get();
-    auto* w = new TaskWorker(
-        env,
-        [=] {
-          HistogramSpec hm{em->data(), static_cast<int>(em->size()) - 1};
-          HistogramSpec hs{es->data(), static_cast<int>(es->size()) - 1};
-          *res = ens->grad_trials(*ds, idx->data(), n, batch, static_cast<float>(lr), hm, hs,
-                                  want_s ? s_out->data() : nullptr);
-        },
-        [res, s_out, want_s](Napi::Env e) -> Napi::Value {
-          Napi::Object o = Napi::Object::New(e);
-          auto st = Napi::Float64Array::New(e, res->stats.size());
-          std::copy(res->stats.begin(), res->stats.end(), st.Data());
-          auto hm = Napi::Float64Array::New(e, res->hist_mean.size());
-          for (std::size_t i = 0; i < res->hist_mean.size(); ++i) hm.Data()[i] = static_cast<double>(res->hist_mean[i]);
-          auto hs = Napi::Float64Array::New(e, res->hist_sum.size());
-          for (std::size_t i = 0; i < res->hist_sum.size(); ++i) hs.Data()[i] = static_cast<double>(res->hist_sum[i]);
-          o.Set("stats", st);
-          o.Set("histMean", hm);
-          o.Set("histSum", hs);
-          if (want_s) {
-            auto sa = Napi::Float32Array::New(e, s_out->size());
-            std::copy(s_out->begin(), s_out->end(), sa.Data());
-            o.Set("s", sa);
-          }
-          return o;
-        },
-        Hold(info));
-    Napi::Promise p = w->Promise();
-    w->Queue();
-    return p;
+    std::shared_ptr<Core> core = Claim(env, fn);
+    TaskSpec t;
+    t.exec = [core, ds, idx, n, batch, lr, em, es, want_s, s_out, res] {
+      HistogramSpec hm{em->data(), static_cast<int>(em->size()) - 1};
+      HistogramSpec hs{es->data(), static_cast<int>(es->size()) - 1};
+      *res = core->ens->grad_trials(*ds, idx->data(), n, batch, static_cast<float>(lr), hm, hs,
+                                    want_s ? s_out->data() : nullptr);
+    };
+    t.done = [res, s_out, want_s](Napi::Env e2) -> Napi::Value {
+      Napi::Object o = Napi::Object::New(e2);
+      auto st = Napi::Float64Array::New(e2, res->stats.size());
+      std::copy(res->stats.begin(), res->stats.end(), st.Data());
+      auto hm = Napi::Float64Array::New(e2, res->hist_mean.size());
+      for (std::size_t i = 0; i < res->hist_mean.size(); ++i) hm.Data()[i] = static_cast<double>(res->hist_mean[i]);
+      auto hs = Napi::Float64Array::New(e2, res->hist_sum.size());
+      for (std::size_t i = 0; i < res->hist_sum.size(); ++i) hs.Data()[i] = static_cast<double>(res->hist_sum[i]);
+      o.Set("stats", st);
+      o.Set("histMean", hm);
+      o.Set("histSum", hs);
+      if (want_s) {
+        auto sa = Napi::Float32Array::New(e2, s_out->size());
+        std::copy(s_out->begin(), s_out->end(), sa.Data());
+        o.Set("s", sa);
+      }
+      return o;
+    };
+    t.release = Releaser(core);
+    return StartTask(env, fn, std::move(t));
   }
 
-  std::unique_ptr<Ensemble> ens_;
-  std::atomic<bool> busy_{false};
+  std::shared_ptr<Core> core_;
 };
+
+const napi_type_tag EnsembleWrap::kTag = {0x2f7d9a41c6e35b08ULL, 0x94b1e7530dac26f1ULL};
 
 }  // namespace
 

@@ -19,6 +19,7 @@
 #include "cpu/smallb.h"
 #include "cpu/thread_pool.h"
 #include "napi/check.h"
+#include "napi/guard.h"
 #include "napi/register.h"
 
 namespace bsx::napi {
@@ -215,17 +216,6 @@ Napi::Value RunGemm(const Napi::CallbackInfo& info, bool reference) {
 Napi::Value Sgemm(const Napi::CallbackInfo& info) { return RunGemm(info, false); }
 Napi::Value SgemmReference(const Napi::CallbackInfo& info) { return RunGemm(info, true); }
 
-// Runs f, turning C++ exceptions into JS errors.
-template <typename F>
-auto Guard(Napi::Env env, const char* fn, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, std::string(fn) + ": " + e.what());
-  }
-}
 
 Napi::Value SimdPath(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -336,17 +326,17 @@ Napi::Value KernelName(const Napi::CallbackInfo& info) {
 
 void RegisterGemm(Napi::Env env, Napi::Object exports) {
   Napi::Object g = Napi::Object::New(env);
-  g.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
-  g.Set("sgemmReference", Napi::Function::New(env, SgemmReference, "sgemmReference"));
-  g.Set("simdPath", Napi::Function::New(env, SimdPath, "simdPath"));
-  g.Set("setSimdPath", Napi::Function::New(env, SetSimdPath, "setSimdPath"));
-  g.Set("availableSimdPaths", Napi::Function::New(env, AvailableSimdPaths, "availableSimdPaths"));
-  g.Set("threads", Napi::Function::New(env, Threads, "threads"));
-  g.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
-  g.Set("smallBatchMax", Napi::Function::New(env, SmallBatchMax, "smallBatchMax"));
-  g.Set("setSmallBatchMax", Napi::Function::New(env, SetSmallBatchMax, "setSmallBatchMax"));
-  g.Set("peakGflops", Napi::Function::New(env, PeakGflops, "peakGflops"));
-  g.Set("kernelName", Napi::Function::New(env, KernelName, "kernelName"));
+  g.Set("sgemm", PlainFunction<Sgemm>(env, "gemm.sgemm"));
+  g.Set("sgemmReference", PlainFunction<SgemmReference>(env, "gemm.sgemmReference"));
+  g.Set("simdPath", PlainFunction<SimdPath>(env, "gemm.simdPath"));
+  g.Set("setSimdPath", PlainFunction<SetSimdPath>(env, "gemm.setSimdPath"));
+  g.Set("availableSimdPaths", PlainFunction<AvailableSimdPaths>(env, "gemm.availableSimdPaths"));
+  g.Set("threads", PlainFunction<Threads>(env, "gemm.threads"));
+  g.Set("setThreads", PlainFunction<SetThreads>(env, "gemm.setThreads"));
+  g.Set("smallBatchMax", PlainFunction<SmallBatchMax>(env, "gemm.smallBatchMax"));
+  g.Set("setSmallBatchMax", PlainFunction<SetSmallBatchMax>(env, "gemm.setSmallBatchMax"));
+  g.Set("peakGflops", PlainFunction<PeakGflops>(env, "gemm.peakGflops"));
+  g.Set("kernelName", PlainFunction<KernelName>(env, "gemm.kernelName"));
   exports.Set("gemm", g);
 }
 

@@ -49,6 +49,39 @@ namespace {
 
 int g_failures = 0, g_checks = 0;
 
+using bsx::OptimizerConfig;
+namespace optim = bsx::optim;
+
+// An optimiser config for R replicas, replica r taking rows[r % rows.size()].
+OptimizerConfig optimizer_config(optim::Kind kind, int R, const std::vector<std::vector<double>>& rows) {
+  OptimizerConfig c;
+  c.kind = kind;
+  c.hyper.assign(static_cast<std::size_t>(R) * optim::kMaxHyper, 0.0);
+  for (int r = 0; r < R; ++r) {
+    const std::vector<double>& row = rows[static_cast<std::size_t>(r) % rows.size()];
+    for (std::size_t h = 0; h < row.size(); ++h) c.hyper[static_cast<std::size_t>(r) * optim::kMaxHyper + h] = row[h];
+  }
+  return c;
+}
+
+struct OptCase {
+  std::string what;
+  OptimizerConfig cfg;
+  float lr;  // replica r trains at lr * (r + 1)
+};
+
+// The optimisers of the table with per-replica hyperparameters: SGD with Nesterov momentum,
+// with dampened momentum and weight decay, and plain with weight decay; Adam with and without
+// coupled weight decay; AdamW with two decoupled weight decays.
+std::vector<OptCase> optimizer_cases(int R) {
+  using optim::Kind;
+  return {
+      {"sgd momentum", optimizer_config(Kind::Sgd, R, {{0.9, 0, 1, 0}, {0.5, 0.3, 0, 0.01}, {0, 0, 0, 0.001}}), 0.02f},
+      {"adam", optimizer_config(Kind::Adam, R, {{0.9, 0.999, 1e-8, 0}, {0.8, 0.99, 1e-6, 0.01}}), 0.001f},
+      {"adamw", optimizer_config(Kind::AdamW, R, {{0.9, 0.999, 1e-8, 0.01}, {0.9, 0.999, 1e-8, 0.5}}), 0.001f},
+  };
+}
+
 void report(bool ok, const std::string& what, const std::string& detail) {
   ++g_checks;
   if (!ok) ++g_failures;
@@ -308,7 +341,7 @@ void ensemble_suite(int R, const std::vector<int>& w, int b, bool graphs, std::u
     gpu.train(data, idx.data(), n, b, lr.data(), la.data());
     cpu.train(data, idx.data(), n, b, lr.data(), lc.data());
     close(la.data(), lc.data(), R, 1e-6, 1e-4, tag + " " + what + " loss");
-    if (cpu.optimizer().kind == OptimizerKind::Sgd) {
+    if (cpu.optimizer().kind == optim::Kind::Sgd) {
       compare_tensors(gpu, cpu, Slot::Param, 1e-4, 1e-3, tag + " " + what + " params");
     } else {
       // Adam's step is nearly sign(g) * lr per element, so rounding differences of tiny
@@ -338,15 +371,19 @@ void ensemble_suite(int R, const std::vector<int>& w, int b, bool graphs, std::u
   };
   train_both(3 * b + 1, "sgd train (short last step)");
   train_both(17 * b, "sgd train (17 steps)");
-  OptimizerConfig adam;
-  adam.kind = OptimizerKind::Adam;
-  cpu.set_optimizer(adam);
-  gpu.set_optimizer(adam);
-  for (int r = 0; r < R; ++r) lr[r] = 0.001f * (r + 1);
-  train_both(2 * b + 1, "adam train");
-  train_both(17 * b + 2, "adam train (17 steps + short)");
-  compare_tensors(gpu, cpu, Slot::AdamM, 1e-3, 1e-2, tag + " adam m");
-  compare_tensors(gpu, cpu, Slot::AdamV, 1e-3, 1e-2, tag + " adam v");
+  // every optimiser of the table, with different hyperparameters per replica
+  for (const OptCase& oc : optimizer_cases(R)) {
+    cpu.set_optimizer(oc.cfg);
+    gpu.set_optimizer(oc.cfg);
+    for (int r = 0; r < R; ++r) lr[r] = oc.lr * (r + 1);
+    train_both(2 * b + 1, oc.what + " train");
+    train_both(17 * b + 2, oc.what + " train (17 steps + short)");
+    const optim::Descriptor& d = optim::describe(oc.cfg.kind);
+    report(cpu.state_slots() == gpu.state_slots(), tag + " " + oc.what + " state slots held",
+           std::to_string(gpu.state_slots()) + " vs " + std::to_string(cpu.state_slots()));
+    for (std::size_t k = 0; k < d.state.size(); ++k)
+      compare_tensors(gpu, cpu, state_slot(static_cast<int>(k)), 1e-3, 1e-2, tag + " " + oc.what + " " + d.state[k]);
+  }
   compare_stats(gpu, cpu, tag + " after training");
   {
     EvalResult ea = gpu.evaluate(data, 3, count - 5);
@@ -357,10 +394,11 @@ void ensemble_suite(int R, const std::vector<int>& w, int b, bool graphs, std::u
     report(diff <= 1 && ea.count == ec.count, tag + " evaluate correct",
            "off by " + std::to_string(diff));
   }
-  // back to SGD: Adam state released on both (reads as zeros)
-  cpu.set_optimizer(OptimizerConfig{});
-  gpu.set_optimizer(OptimizerConfig{});
-  compare_tensors(gpu, cpu, Slot::AdamM, 0, 0, tag + " adam m after reset");
+  // back to plain SGD: the state is released on both (SGD's slot reads as zeros)
+  cpu.set_optimizer(optimizer_config(optim::Kind::Sgd, R, {{0, 0, 0, 0}}));
+  gpu.set_optimizer(optimizer_config(optim::Kind::Sgd, R, {{0, 0, 0, 0}}));
+  report(cpu.state_slots() == 0 && gpu.state_slots() == 0, tag + " plain sgd holds no state", "");
+  compare_tensors(gpu, cpu, Slot::State0, 0, 0, tag + " momentum buffer after reset");
   // one replica's values broadcast to all, then every replica back to its snapshot
   {
     std::vector<float> one(cpu.tensor_numel(2));
@@ -601,13 +639,20 @@ void trials_errors() {
       {"index out of range", [&](Ensemble& x) { x.grad_trials(data, bad_idx.data(), 4, 1, 0.1f, ok, ok, nullptr); }},
       {"dataset width", [&](Ensemble& x) { x.grad_trials(wrong, idx.data(), 4, 1, 0.1f, ok, ok, nullptr); }},
       {"adam", [&](Ensemble& x) {
-         OptimizerConfig adam;
-         adam.kind = OptimizerKind::Adam;
-         x.set_optimizer(adam);
+         x.set_optimizer(optimizer_config(optim::Kind::Adam, x.replicas(), {{0.9, 0.999, 1e-8, 0}}));
          try {
            x.grad_trials(data, idx.data(), 4, 1, 0.1f, ok, ok, nullptr);
          } catch (...) {
-           x.set_optimizer(OptimizerConfig{});
+           x.set_optimizer(optimizer_config(optim::Kind::Sgd, x.replicas(), {{0, 0, 0, 0}}));
+           throw;
+         }
+       }},
+      {"sgd with momentum", [&](Ensemble& x) {
+         x.set_optimizer(optimizer_config(optim::Kind::Sgd, x.replicas(), {{0.9, 0, 0, 0}}));
+         try {
+           x.grad_trials(data, idx.data(), 4, 1, 0.1f, ok, ok, nullptr);
+         } catch (...) {
+           x.set_optimizer(optimizer_config(optim::Kind::Sgd, x.replicas(), {{0, 0, 0, 0}}));
            throw;
          }
        }},

@@ -10,7 +10,7 @@ export interface NormalizationOptions {
 }
 
 export class Dataset {
-  /** @internal the engine's handle */
+  /** @internal the engine's handle; not part of the public API */
   readonly native: NativeDataset;
   readonly name: string;
   readonly count: number;
@@ -26,6 +26,22 @@ export class Dataset {
     this.dim = native.dim;
     this.classes = native.classes;
     this.labels = labels;
+  }
+
+  /**
+   * Frees the engine's copy of the data now (at the end of a call in flight that uses it)
+   * instead of at garbage collection; later use throws an error with code BSX_DISPOSED.
+   */
+  dispose(): void {
+    this.native.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  get disposed(): boolean {
+    return this.native.disposed;
   }
 
   /** From features [count, dim] (already normalised) and labels [count] in [0, classes). */

@@ -1,18 +1,20 @@
 // Ensemble: R independent MLP replicas trained together on one engine backend. Every
 // argument is checked here with a message that names it (the engine checks again); native
-// failures are rethrown with the caller's stack.
+// failures are rethrown with the caller's stack and their `code`. The optimisers and the
+// names of the statistics come from the engine's tables (engine/optimizers.ts, describe()).
 
 import { binding, type NativeEnsemble, type NativeSlot } from './binding.js';
 import type { Dataset } from './dataset.js';
+import type { OptimizerOptions, OptimizerSpec } from './optimizers.js';
 import { Tensor } from './tensor.js';
 
-export type OptimizerKind = 'sgd' | 'adam';
-
-export interface AdamOptions {
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-}
+/**
+ * An optimiser for setOptimizer: a name, or { name, <hyperparameter>: value }, where a value
+ * may also be an array with one value per replica.
+ */
+export type EnsembleOptimizer =
+  | OptimizerSpec
+  | { name: string; [hyperparameter: string]: string | number | boolean | readonly number[] | readonly boolean[] };
 
 export interface EnsembleOptions {
   replicas: number;
@@ -29,31 +31,27 @@ export interface EvalResult {
   count: number;
 }
 
-/** Per replica and layer: the statistics of weights (W) and biases (b) against the snapshot. */
-export interface LayerStats {
-  weightNorm2: number;
-  weightDist2: number;
-  weightDot: number;
-  weightSnapNorm2: number;
-  biasNorm2: number;
-  biasDist2: number;
-  biasDot: number;
-  biasSnapNorm2: number;
-}
+/**
+ * Per replica and layer: the statistics of weights (W) and biases (b) against the snapshot, by
+ * the engine's names (describe().layerStats): weightNorm2 |W|^2, weightDist2 |W - W0|^2,
+ * weightDot <W, W0>, weightSnapNorm2 |W0|^2, and the same for the biases (bias...).
+ */
+export type LayerStats = { readonly [name: string]: number };
 
-/** Per-trial statistics of the last layer's weight gradient g_i over the steps of a trial. */
-export interface TrialStats {
-  /** |sum_i g_i|, g_i the gradient of the batch-mean loss */
-  sumNormMean: Float64Array;
-  /** |sum_i b_i g_i|, the same for the batch-sum loss */
-  sumNormSum: Float64Array;
-  /** mean_i |g_i| */
-  stepNormMean: Float64Array;
-  /** mean_i b_i |g_i| */
-  stepNormSum: Float64Array;
-  /** |g_1|^2: the first step, at the starting weights */
-  firstStepNorm2: Float64Array;
-  steps: number;
+/**
+ * Per-trial statistics of the last layer's weight gradient g_i over the steps of a trial, one
+ * value per replica, by the engine's names (describe().trialStats): sumNormMean |sum_i g_i|
+ * (g_i: gradient of the batch-mean loss), sumNormSum |sum_i b_i g_i| (the batch-sum loss),
+ * stepNormMean mean_i |g_i|, stepNormSum mean_i b_i |g_i|, firstStepNorm2 |g_1|^2 (at the
+ * starting weights), steps.
+ */
+export type TrialStats = { readonly [name: string]: Float64Array };
+
+/** Reads a statistic by name; an Error names it when the engine has none of that name. */
+export function stat<T>(stats: { readonly [name: string]: T }, name: string): T {
+  const v = stats[name];
+  if (v === undefined) throw new Error(`the engine reports no statistic named '${name}' (it has: ${Object.keys(stats).join(', ')})`);
+  return v;
 }
 
 /** Value counts: [underflow, bins..., overflow, nan]. */
@@ -72,25 +70,40 @@ function checkInt(value: unknown, name: string, min: number, max = Number.MAX_SA
   return value;
 }
 
-/** Runs a native call; on failure rethrows with the native message on an Error made here. */
+/** The native error's message, name and code on an error made at the caller's stack. */
+function rethrowHere(here: Error, err: unknown, what: string): never {
+  const e = err as Error & { code?: string };
+  const out = e instanceof TypeError ? new TypeError() : e instanceof RangeError ? new RangeError() : here;
+  if (out !== here) out.stack = here.stack?.replace(/^Error/, out.name);
+  out.message = e?.message ?? `${what} failed`;
+  if (e?.code !== undefined) (out as Error & { code?: string }).code = e.code;
+  (out as Error & { cause?: unknown }).cause = err;
+  throw out;
+}
+
+/** Runs an async native call; on failure rethrows at the caller's stack. */
 async function withStack<T>(what: string, fn: () => Promise<T>): Promise<T> {
   const here = new Error();
   try {
     return await fn();
   } catch (err) {
-    const e = err as Error;
-    here.message = e.message ?? `${what} failed`;
-    here.name = e.name ?? 'Error';
-    (here as Error & { cause?: unknown }).cause = err;
-    throw here;
+    rethrowHere(here, err, what);
   }
 }
+
+function layerStatNames(): readonly string[] {
+  return (namesCache ??= binding().describe()).layerStats;
+}
+function trialStatNames(): readonly string[] {
+  return (namesCache ??= binding().describe()).trialStats;
+}
+let namesCache: { layerStats: string[]; trialStats: string[] } | undefined;
 
 export class Ensemble {
   readonly replicas: number;
   readonly widths: readonly number[];
   readonly backend: 'cpu' | 'cuda';
-  /** @internal */
+  /** @internal the engine's handle; not part of the public API */
   readonly native: NativeEnsemble;
 
   constructor(opts: EnsembleOptions) {
@@ -107,6 +120,22 @@ export class Ensemble {
 
   get layers(): number {
     return this.widths.length - 1;
+  }
+
+  /**
+   * Frees the engine's memory now (at the end of a call in flight, if one runs) instead of when
+   * the object is garbage-collected. Every later call throws an error with code BSX_DISPOSED.
+   */
+  dispose(): void {
+    this.native.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  get disposed(): boolean {
+    return this.native.disposed;
   }
 
   /** Parameters per replica. */
@@ -135,10 +164,33 @@ export class Ensemble {
     this.native.snapshot();
   }
 
-  /** Changing the kind resets the optimiser's state; the same kind keeps it. */
-  setOptimizer(kind: OptimizerKind, adam: AdamOptions = {}): void {
-    if (kind !== 'sgd' && kind !== 'adam') throw new RangeError(`Expected optimizer to be sgd or adam, got ${String(kind)}`);
-    this.native.setOptimizer(kind, adam.beta1, adam.beta2, adam.eps);
+  /**
+   * Sets the optimiser (see optimizers() for the names, hyperparameters and defaults; a value
+   * may be one per replica). Changing the optimiser's name resets its state (moments, momentum
+   * buffers, step counts); the same name keeps it, as between the phases of a schedule.
+   */
+  setOptimizer(optimizer: EnsembleOptimizer): void {
+    const opts = typeof optimizer === 'string' ? { name: optimizer } : optimizer;
+    if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
+      throw new TypeError(`Expected optimizer to be a name or { name, ...hyperparameters }, got ${String(optimizer)}`);
+    }
+    const here = new Error();
+    try {
+      this.native.setOptimizer({ ...(opts as OptimizerOptions) });
+    } catch (err) {
+      rethrowHere(here, err, 'setOptimizer');
+    }
+  }
+
+  /** The current optimiser: its name and each hyperparameter per replica. */
+  optimizer(): { name: string; hyper: Record<string, Float64Array> } {
+    const { name, ...hyper } = this.native.getOptimizer();
+    return { name: name as string, hyper: hyper as Record<string, Float64Array> };
+  }
+
+  /** Which kernels a training step of `batchSize` takes with the current optimiser, and why. */
+  stepPath(batchSize: number): { path: 'small-batch' | 'gemm'; reason: string } {
+    return this.native.stepPath(checkInt(batchSize, 'batchSize', 1));
   }
 
   resetOptimizerState(): void {
@@ -220,24 +272,17 @@ export class Ensemble {
     this.native.setOptimizerSteps(steps);
   }
 
-  /** Per replica, per layer statistics against the snapshot: stats[r][l]. */
+  /** Per replica, per layer statistics against the snapshot, by name: stats[r][l].weightNorm2. */
   stats(): LayerStats[][] {
     const raw = this.native.stats();
+    const names = layerStatNames();
+    const K = names.length;
     const out: LayerStats[][] = [];
     for (let r = 0; r < this.replicas; r++) {
       const layers: LayerStats[] = [];
       for (let l = 0; l < this.layers; l++) {
-        const o = (r * this.layers + l) * 8;
-        layers.push({
-          weightNorm2: raw[o]!,
-          weightDist2: raw[o + 1]!,
-          weightDot: raw[o + 2]!,
-          weightSnapNorm2: raw[o + 3]!,
-          biasNorm2: raw[o + 4]!,
-          biasDist2: raw[o + 5]!,
-          biasDot: raw[o + 6]!,
-          biasSnapNorm2: raw[o + 7]!,
-        });
+        const o = (r * this.layers + l) * K;
+        layers.push(Object.fromEntries(names.map((n, k) => [n, raw[o + k]!])));
       }
       out.push(layers);
     }
@@ -287,15 +332,11 @@ export class Ensemble {
       ),
     );
     const R = this.replicas;
-    const col = (k: number): Float64Array => Float64Array.from({ length: R }, (_, i) => r.stats[i * 6 + k]!);
-    const stats: TrialStats = {
-      sumNormMean: col(0),
-      sumNormSum: col(1),
-      stepNormMean: col(2),
-      stepNormSum: col(3),
-      firstStepNorm2: col(4),
-      steps: r.stats[5]!,
-    };
+    const names = trialStatNames();
+    const K = names.length;
+    const stats: TrialStats = Object.fromEntries(
+      names.map((n, k) => [n, Float64Array.from({ length: R }, (_, i) => r.stats[i * K + k]!)]),
+    );
     const last = 2 * (this.layers - 1);
     return {
       stats,

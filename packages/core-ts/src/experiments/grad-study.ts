@@ -10,7 +10,7 @@
 // S = sum over steps, and the mean over steps of the norm of each step's gradient.
 
 import { Dataset } from '../engine/dataset.js';
-import { DEFAULT_WIDTHS, Ensemble, type TrialStats } from '../engine/ensemble.js';
+import { DEFAULT_WIDTHS, Ensemble, stat, type TrialStats } from '../engine/ensemble.js';
 import { BsxError } from '../errors.js';
 import { encodeNpy } from '../io/npy.js';
 import { Stream, philox4x32, seedKey } from '../rng/philox.js';
@@ -256,12 +256,12 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
       const res = await ens.gradTrials(data, idx, { batchSize: b, lr, edgesMean, edgesSum, exportS: opts.exportDir !== undefined });
       const dt = (performance.now() - tc) / 1000;
       const st: TrialStats = res.stats;
-      steps = st.steps;
-      cols.sumNormMean.push(...st.sumNormMean);
-      cols.sumNormSum.push(...st.sumNormSum);
-      cols.stepNormMean.push(...st.stepNormMean);
-      cols.stepNormSum.push(...st.stepNormSum);
-      cols.first.push(...st.firstStepNorm2);
+      steps = stat(st, 'steps')[0] ?? 0;
+      cols.sumNormMean.push(...stat(st, 'sumNormMean'));
+      cols.sumNormSum.push(...stat(st, 'sumNormSum'));
+      cols.stepNormMean.push(...stat(st, 'stepNormMean'));
+      cols.stepNormSum.push(...stat(st, 'stepNormSum'));
+      cols.first.push(...stat(st, 'firstStepNorm2'));
       res.hist.mean.forEach((v, i) => (hm[i] += v));
       res.hist.sum.forEach((v, i) => (hs[i] += v));
       if (opts.exportDir !== undefined && res.s) {

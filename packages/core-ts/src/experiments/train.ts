@@ -4,7 +4,8 @@
 // the seed runs alone or among others.
 
 import { Dataset } from '../engine/dataset.js';
-import { DEFAULT_WIDTHS, Ensemble, type OptimizerKind } from '../engine/ensemble.js';
+import { DEFAULT_WIDTHS, Ensemble } from '../engine/ensemble.js';
+import { normalizeOptimizer, optimizerStateSlots, type OptimizerSpec } from '../engine/optimizers.js';
 import { BsxError } from '../errors.js';
 import { epochPermutation } from '../rng/philox.js';
 import { weightMetrics, type WeightMetrics } from './metrics.js';
@@ -13,7 +14,11 @@ export interface Phase {
   epochs: number;
   batchSize: number;
   lr: number;
-  optimizer: OptimizerKind;
+  /**
+   * `'sgd'`, `'adam'`, `'adamw'` or { name, ...hyperparameters } (see optimizers()). The
+   * optimiser's state carries from one phase to the next while its name stays the same.
+   */
+  optimizer: OptimizerSpec;
 }
 
 export interface TrainSpec {
@@ -109,13 +114,17 @@ export interface EpochEndContext {
   ensemble: Ensemble;
 }
 
-export type TensorSlot = 'param' | 'snapshot' | 'adamM' | 'adamV';
+/** 'param', 'snapshot', or a state slot of the optimiser (its descriptor's `state`). */
+export type TensorSlot = string;
+
+/** Slot names of checkpoints written before the optimisers had named state. */
+const LEGACY_SLOTS: Readonly<Record<string, string>> = { adamM: 'expAvg', adamV: 'expAvgSq' };
 
 /** The complete state of a training run after `epoch` epochs. */
 export interface TrainCheckpoint {
   epoch: number;
   phase: number;
-  optimizer: OptimizerKind;
+  optimizer: OptimizerSpec;
   optimizerSteps: number[];
   tensors: { slot: TensorSlot; index: number; shape: number[]; data: Float32Array }[];
   /** The data order is a function of (seed, epoch): the next epoch is all the RNG state. */
@@ -123,8 +132,8 @@ export interface TrainCheckpoint {
 }
 
 /** Reads the state of an ensemble (parameters, snapshot, optimiser state) for a checkpoint. */
-export function captureCheckpoint(ens: Ensemble, epoch: number, phase: number, optimizer: OptimizerKind): TrainCheckpoint {
-  const slots: TensorSlot[] = optimizer === 'adam' ? ['param', 'snapshot', 'adamM', 'adamV'] : ['param', 'snapshot'];
+export function captureCheckpoint(ens: Ensemble, epoch: number, phase: number, optimizer: OptimizerSpec): TrainCheckpoint {
+  const slots: TensorSlot[] = ['param', 'snapshot', ...optimizerStateSlots(optimizer)];
   const tensors: TrainCheckpoint['tensors'] = [];
   for (const slot of slots) {
     for (let t = 0; t < 2 * ens.layers; t++) {
@@ -137,17 +146,24 @@ export function captureCheckpoint(ens: Ensemble, epoch: number, phase: number, o
 
 /** Puts a checkpoint's state into an ensemble of the same shape. */
 export function restoreCheckpoint(ens: Ensemble, cp: TrainCheckpoint): void {
-  ens.setOptimizer(cp.optimizer);
-  const need = cp.optimizer === 'adam' ? ['param', 'snapshot', 'adamM', 'adamV'] : ['param', 'snapshot'];
+  let optimizer: OptimizerSpec;
+  try {
+    optimizer = normalizeOptimizer(cp.optimizer, 'checkpoint: optimizer');
+  } catch (err) {
+    throw new BsxError('BSX_RUN_CORRUPT', (err as Error).message, { cause: err });
+  }
+  ens.setOptimizer(optimizer);
+  const need = ['param', 'snapshot', ...optimizerStateSlots(optimizer)];
+  const slotOf = (s: string): string => LEGACY_SLOTS[s] ?? s;
   for (const slot of need) {
     for (let t = 0; t < 2 * ens.layers; t++) {
-      const x = cp.tensors.find((k) => k.slot === slot && k.index === t);
+      const x = cp.tensors.find((k) => slotOf(k.slot) === slot && k.index === t);
       if (!x) throw new BsxError('BSX_RUN_CORRUPT', `checkpoint: tensor ${slot} ${t} is missing`);
       const shape = [ens.replicas, ...ens.tensorShape(t)];
       if (x.shape.join(',') !== shape.join(',')) {
         throw new BsxError('BSX_RUN_CORRUPT', `checkpoint: tensor ${slot} ${t} has shape [${x.shape}], the model needs [${shape}]`);
       }
-      ens.setTensor(t, x.data, slot as TensorSlot);
+      ens.setTensor(t, x.data, slot);
     }
   }
   if (cp.optimizerSteps.length !== ens.replicas) {
@@ -172,6 +188,7 @@ export function normalizeSpec(spec: TrainSpec, trainCount: number): Required<Tra
   });
   if (new Set(spec.seeds).size !== spec.seeds.length) bad('seeds', 'must not repeat a seed');
   if (!Array.isArray(spec.phases) || spec.phases.length === 0) bad('phases', 'must list at least one phase');
+  const optimizers = spec.phases.map((p, i) => normalizeOptimizer(p?.optimizer, `train spec: phases[${i}].optimizer`));
   spec.phases.forEach((p, i) => {
     const f = `phases[${i}]`;
     if (!Number.isInteger(p.epochs) || p.epochs < 1) bad(`${f}.epochs`, `must be a positive integer, got ${p.epochs}`);
@@ -179,9 +196,8 @@ export function normalizeSpec(spec: TrainSpec, trainCount: number): Required<Tra
       bad(`${f}.batchSize`, `must be an integer in [1, ${trainCount}] (the training set size), got ${p.batchSize}`);
     }
     if (typeof p.lr !== 'number' || !Number.isFinite(p.lr) || p.lr <= 0) bad(`${f}.lr`, `must be a finite number > 0, got ${p.lr}`);
-    if (p.optimizer !== 'sgd' && p.optimizer !== 'adam') bad(`${f}.optimizer`, `must be sgd or adam, got ${String(p.optimizer)}`);
   });
-  return { widths, seeds: [...spec.seeds], phases: spec.phases.map((p) => ({ ...p })) };
+  return { widths, seeds: [...spec.seeds], phases: spec.phases.map((p, i) => ({ ...p, optimizer: optimizers[i]! })) };
 }
 
 function checkAborted(signal?: AbortSignal): void {

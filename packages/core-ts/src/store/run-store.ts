@@ -92,9 +92,16 @@ export function runHash(key: RunKey): string {
 /** A one-line description of a run: "b1024x1@0.01 -> b64x30@0.01, sgd, seeds 0,1, widths 784-1024-1024-10, mnist". */
 export function describeRun(key: RunKey): string {
   const { spec, data } = key;
-  const opts = [...new Set(spec.phases.map((p) => p.optimizer))];
+  // the optimiser as `sgd` or `sgd(momentum=0.9,nesterov)` (its hyperparameters in key order)
+  const text = (o: unknown): string => {
+    if (typeof o === 'string') return o;
+    const { name, ...hp } = o as { name: string; [k: string]: unknown };
+    const parts = Object.entries(hp).map(([k, v]) => (v === true ? k : `${k}=${String(v)}`));
+    return parts.length > 0 ? `${name}(${parts.join(',')})` : name;
+  };
+  const opts = [...new Set(spec.phases.map((p) => text(p.optimizer)))];
   const mixed = opts.length > 1;
-  const phases = spec.phases.map((p) => `b${p.batchSize}x${p.epochs}@${p.lr}${mixed ? ` ${p.optimizer}` : ''}`).join(' -> ');
+  const phases = spec.phases.map((p) => `b${p.batchSize}x${p.epochs}@${p.lr}${mixed ? ` ${text(p.optimizer)}` : ''}`).join(' -> ');
   const limits = [
     data.trainLimit !== undefined ? `train ${data.trainLimit}` : '',
     data.testLimit !== undefined ? `test ${data.testLimit}` : '',
@@ -247,8 +254,9 @@ export function parseMetricsCsv(text: string, name: string): { rows: MetricsRow[
 // ---------------------------------------------------------------------------
 // Checkpoints
 
-export type CheckpointSlot = 'param' | 'snapshot' | 'adamM' | 'adamV';
-const SLOTS: readonly CheckpointSlot[] = ['param', 'snapshot', 'adamM', 'adamV'];
+/** 'param', 'snapshot' or an optimiser's state slot: a name that is also part of a file name. */
+export type CheckpointSlot = string;
+const SLOT_RE = /^[A-Za-z][A-Za-z0-9]*$/;
 
 export interface CheckpointTensor {
   slot: CheckpointSlot;
@@ -264,7 +272,8 @@ export interface Checkpoint {
   phase: number;
   tensors: CheckpointTensor[];
   optimizerSteps: number[];
-  optimizer: string;
+  /** The optimiser's name, or { name, ...hyperparameters }. */
+  optimizer: string | { name: string; [hyperparameter: string]: unknown };
   rng: { nextEpoch: number };
   /** Anything else JSON can carry. */
   extra?: unknown;
@@ -283,7 +292,7 @@ interface StateFile {
   format: 1;
   epoch: number;
   phase: number;
-  optimizer: string;
+  optimizer: Checkpoint['optimizer'];
   optimizerSteps: number[];
   rng: { nextEpoch: number };
   extra?: unknown;
@@ -311,7 +320,11 @@ function checkCheckpoint(cp: Checkpoint): void {
   if (cp === null || typeof cp !== 'object') invalid('checkpoint must be an object');
   intField(cp.epoch, 'epoch');
   intField(cp.phase, 'phase');
-  if (typeof cp.optimizer !== 'string') invalid('checkpoint: optimizer must be a string');
+  const optOk =
+    typeof cp.optimizer === 'string' ||
+    (cp.optimizer !== null && typeof cp.optimizer === 'object' && !Array.isArray(cp.optimizer) && typeof cp.optimizer.name === 'string');
+  if (!optOk) invalid('checkpoint: optimizer must be a name or { name, ...hyperparameters }');
+  canonicalJson(cp.optimizer);
   if (!Array.isArray(cp.optimizerSteps)) invalid('checkpoint: optimizerSteps must be an array');
   cp.optimizerSteps.forEach((s, i) => intField(s, `optimizerSteps[${i}]`));
   if (cp.rng === null || typeof cp.rng !== 'object') invalid('checkpoint: rng must be an object {nextEpoch}');
@@ -321,7 +334,7 @@ function checkCheckpoint(cp: Checkpoint): void {
   const seen = new Set<string>();
   cp.tensors.forEach((t, i) => {
     const f = `checkpoint: tensors[${i}]`;
-    if (!SLOTS.includes(t.slot)) invalid(`${f}.slot must be one of ${SLOTS.join(', ')}, got ${String(t.slot)}`);
+    if (typeof t.slot !== 'string' || !SLOT_RE.test(t.slot)) invalid(`${f}.slot must be a name of letters and digits, got ${String(t.slot)}`);
     intField(t.index, `tensors[${i}].index`);
     const id = tensorFile(t.slot, t.index);
     if (seen.has(id)) invalid(`${f}: slot ${t.slot} index ${t.index} appears twice`);
@@ -379,14 +392,18 @@ async function readState(dir: string): Promise<StateFile> {
   if (s === null || typeof s !== 'object' || s.format !== 1) bad('not a bsx checkpoint state (format 1)');
   const nat = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
   if (!nat(s.epoch) || !nat(s.phase)) bad('epoch and phase must be integers >= 0');
-  if (typeof s.optimizer !== 'string') bad('optimizer must be a string');
+  const opt = s.optimizer as unknown;
+  const optOk =
+    typeof opt === 'string' ||
+    (opt !== null && typeof opt === 'object' && !Array.isArray(opt) && typeof (opt as { name?: unknown }).name === 'string');
+  if (!optOk) bad('optimizer must be a name or { name, ...hyperparameters }');
   if (!Array.isArray(s.optimizerSteps) || !s.optimizerSteps.every(nat)) bad('optimizerSteps must be an array of integers >= 0');
   if (s.rng === null || typeof s.rng !== 'object' || !nat(s.rng.nextEpoch)) bad('rng.nextEpoch must be an integer >= 0');
   if (!Array.isArray(s.tensors)) bad('tensors must be an array');
   const seen = new Set<string>();
   s.tensors.forEach((t, i) => {
     if (t === null || typeof t !== 'object') bad(`tensors[${i}] must be an object`);
-    if (!SLOTS.includes(t.slot) || !nat(t.index)) bad(`tensors[${i}] has a bad slot or index`);
+    if (typeof t.slot !== 'string' || !SLOT_RE.test(t.slot) || !nat(t.index)) bad(`tensors[${i}] has a bad slot or index`);
     if (t.file !== tensorFile(t.slot, t.index)) bad(`tensors[${i}].file must be ${tensorFile(t.slot, t.index)}`);
     if (seen.has(t.file)) bad(`tensors[${i}]: ${t.file} is listed twice`);
     seen.add(t.file);

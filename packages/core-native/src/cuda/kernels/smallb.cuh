@@ -7,9 +7,10 @@
 //   smallb_backward: for one layer, from dY = delta[l+1] (b,out) and X = act[l] (b,in):
 //     dX[r] (b,in) = (dY W[r]) masked by X > 0      (when dX != nullptr, i.e. l > 0)
 //     gW = dY^T X (rank b), gb = column sums of dY, then per MODE
-//       kGrad: gW, gb written out;  kSgd: W -= lr g;  kAdam: PyTorch's Adam on W, m, v
-//     so W (and Adam's m, v) are read and written exactly once and the gradient never
-//     touches memory. Block (32, 8): lane x owns 4 consecutive columns k (1 without float4),
+//       kGrad: gW, gb written out;  kSgd: W -= lr g;  kRule: the optimiser's rule on W and
+//       its state (update.cuh)
+//     so W (and the optimiser's state) are read and written exactly once and the gradient
+//     never touches memory. Block (32, 8): lane x owns 4 consecutive columns k (1 without float4),
 //     y = 0..7 splits the output rows o = y, y+8, ...; 2 or 4 of its rows are loaded before
 //     any is stored (several 16-byte loads in flight per thread); the 8 partial dX are
 //     summed in shared memory in y order. grid (ceil(in / (32*4)), replicas).
@@ -88,20 +89,16 @@ struct SmallBackwardArgs {
   float* dX = nullptr;        // [R, b, in] or nullptr (first layer)
   float* gW = nullptr;        // kGrad: [R, out, in]
   float* gb = nullptr;        // kGrad: [R, out]
-  float* mW = nullptr;        // kAdam: moments of W and bias
-  float* vW = nullptr;
-  float* mb = nullptr;
-  float* vb = nullptr;
-  const float* lr = nullptr;          // kSgd: [R]
-  const float* step_size = nullptr;   // kAdam: [R] lr / (1 - beta1^t)
-  const float* bc2_sqrt = nullptr;    // kAdam: [R] sqrt(1 - beta2^t)
-  AdamConsts adam;
+  float* sW[optim::kMaxState] = {};  // kRule: the optimiser's state of W and of the bias
+  float* sb[optim::kMaxState] = {};  //   (none: nullptr)
+  const float* lr = nullptr;       // kSgd: [R]
+  const float* scalars = nullptr;  // kRule: [R, kMaxScalars]
   int r0 = 0;
 };
 
 constexpr int kSmallBwdRows = 8;  // blockDim.y
 
-template <int MAXB, bool VEC, int MODE>
+template <int MAXB, bool VEC, int MODE, typename Rule = optim::Sgd>
 __global__ void __launch_bounds__(kWarp * kSmallBwdRows) smallb_backward(SmallBackwardArgs a) {
   constexpr int CW = VEC ? 4 : 1;           // columns per lane
   constexpr int CPB = kWarp * CW;           // columns per block
@@ -128,11 +125,16 @@ __global__ void __launch_bounds__(kWarp * kSmallBwdRows) smallb_backward(SmallBa
     if (i < b && valid) ldg_cols<CW>(X + static_cast<long long>(i) * in + c0, x[i]);
   }
 
-  float lr = 0.0f, step_size = 0.0f, bc2_sqrt = 1.0f;
+  float lr = 0.0f;
+  float sc[optim::kMaxScalars] = {};
   if (MODE == kSgd) lr = a.lr[r];
-  if (MODE == kAdam) {
-    step_size = a.step_size[r];
-    bc2_sqrt = a.bc2_sqrt[r];
+  if (MODE == kRule) load_scalars(a.scalars, r, sc);
+  float* stW[optim::kMaxState];
+  float* stb[optim::kMaxState];
+#pragma unroll
+  for (int k = 0; k < optim::kMaxState; ++k) {
+    stW[k] = a.sW[k] != nullptr ? a.sW[k] + r * out * in : nullptr;
+    stb[k] = a.sb[k] != nullptr ? a.sb[k] + r * out : nullptr;
   }
   const bool want_dx = a.dX != nullptr;
 
@@ -142,7 +144,7 @@ __global__ void __launch_bounds__(kWarp * kSmallBwdRows) smallb_backward(SmallBa
   constexpr int U = MAXB <= 2 ? 4 : 2;
   for (int o0 = ty; o0 < out; o0 += kSmallBwdRows * U) {
     float dy[U][MAXB];
-    float w[U][CW], m[U][CW], v[U][CW];
+    float w[U][CW];
     bool row[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -154,10 +156,6 @@ __global__ void __launch_bounds__(kWarp * kSmallBwdRows) smallb_backward(SmallBa
       if (valid && row[u]) {
         const long long off = static_cast<long long>(o) * in + c0;
         ld_cols<CW>(W + off, w[u]);
-        if (MODE == kAdam) {
-          ld_cols<CW>(a.mW + r * out * in + off, m[u]);
-          ld_cols<CW>(a.vW + r * out * in + off, v[u]);
-        }
       }
     }
 #pragma unroll
@@ -187,11 +185,8 @@ __global__ void __launch_bounds__(kWarp * kSmallBwdRows) smallb_backward(SmallBa
           st_cols<CW>(W + off, w[u]);
         } else {
 #pragma unroll
-          for (int e = 0; e < CW; ++e)
-            adam_elem(w[u][e], m[u][e], v[u][e], g[e], step_size, bc2_sqrt, a.adam);
+          for (int e = 0; e < CW; ++e) rule_elem<Rule>(w[u][e], g[e], stW, off + e, sc);
           st_cols<CW>(W + off, w[u]);
-          st_cols<CW>(a.mW + r * out * in + off, m[u]);
-          st_cols<CW>(a.vW + r * out * in + off, v[u]);
         }
       }
       // The bias of row o: one thread in the grid (first column block, lane 0).
@@ -206,11 +201,9 @@ __global__ void __launch_bounds__(kWarp * kSmallBwdRows) smallb_backward(SmallBa
         } else if (MODE == kSgd) {
           a.bias[bo] = sgd_elem(a.bias[bo], gbo, lr);
         } else {
-          float pb = a.bias[bo], mb = a.mb[bo], vb = a.vb[bo];
-          adam_elem(pb, mb, vb, gbo, step_size, bc2_sqrt, a.adam);
+          float pb = a.bias[bo];
+          rule_elem<Rule>(pb, gbo, stb, o, sc);
           a.bias[bo] = pb;
-          a.mb[bo] = mb;
-          a.vb[bo] = vb;
         }
       }
     }
