@@ -105,7 +105,7 @@ declare namespace bsxNative {
   /** { name, <hyperparameter>: one value for all replicas, or one per replica }. */
   interface NativeOptimizerOptions {
     name: string;
-    [hyperparameter: string]: string | number | boolean | readonly number[] | readonly boolean[] | Float64Array | undefined;
+    [hyperparameter: string]: string | number | boolean | readonly (number | boolean)[] | Float64Array | undefined;
   }
 
   interface NativeGradTrialsResult {

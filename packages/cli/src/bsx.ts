@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { optimizers, setThreads, version } from '@bsx/core';
 import { infoCommand } from './commands/info.js';
+import { optimizersCommand } from './commands/optimizers.js';
 import { gradStudyCommand } from './commands/grad-study.js';
 import { findingsCommand, reportCommand, runCommand } from './commands/run.js';
 import { trainCommand } from './commands/train.js';
@@ -170,6 +171,12 @@ program
   .argument('<dir>', 'the --out folder of bsx run')
   .option('--json', 'print the verdicts as JSON')
   .action(async (dir: string, opts) => reportCommand(dir, opts));
+
+program
+  .command('optimizers')
+  .description("list the engine's optimisers with their hyperparameters, defaults and ranges")
+  .option('--json', 'print JSON')
+  .action((opts) => optimizersCommand(opts));
 
 program
   .command('findings')

@@ -14,28 +14,16 @@ import {
   refStep,
   type RefParams,
 } from './reference/mlp.js';
+import { expectClose, lcg, refParams, rowsOf } from './helpers/small-mlp.js';
 
 const WIDTHS = [7, 5, 4, 3];
 const R = 3;
-
-/** Deterministic pseudo-random numbers for test data (independent of the engine's Philox). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
 
 function makeData(count: number, dim: number, classes: number, seed = 1): Dataset {
   const rnd = lcg(seed);
   const x = new Float32Array(count * dim).map(() => rnd() * 2 - 1);
   const y = new Uint8Array(count).map(() => Math.floor(rnd() * classes));
   return Dataset.fromArrays(x, y, { dim, classes, name: 'synthetic' });
-}
-
-function rowsOf(ds: Dataset, features: Float32Array, idx: ArrayLike<number>): Float64Array[] {
-  return Array.from(idx, (i) => Float64Array.from(features.subarray(i * ds.dim, (i + 1) * ds.dim)));
 }
 
 /** An ensemble with distinct random weights and non-zero biases per replica. */
@@ -48,28 +36,6 @@ function makeEnsemble(seed = 7): Ensemble {
     ens.setTensor(2 * l + 1, b.data.map(() => (rnd() - 0.5) * 0.4));
   }
   return ens;
-}
-
-function refParams(ens: Ensemble, r: number): RefParams {
-  const L = ens.layers;
-  const W: Float64Array[] = [];
-  const b: Float64Array[] = [];
-  for (let l = 0; l < L; l++) {
-    W.push(Float64Array.from(ens.getTensor(2 * l).slice0(r).data));
-    b.push(Float64Array.from(ens.getTensor(2 * l + 1).slice0(r).data));
-  }
-  return { W, b };
-}
-
-function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number, what: string): void {
-  expect(actual.length, `${what}: length`).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
-      throw new Error(`${what}[${i}]: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`);
-    }
-  }
 }
 
 // features of the synthetic dataset, kept for the reference

@@ -14,7 +14,7 @@ import { Tensor } from './tensor.js';
  */
 export type EnsembleOptimizer =
   | OptimizerSpec
-  | { name: string; [hyperparameter: string]: string | number | boolean | readonly number[] | readonly boolean[] };
+  | { name: string; [hyperparameter: string]: string | number | boolean | readonly (number | boolean)[] };
 
 export interface EnsembleOptions {
   replicas: number;

@@ -3,7 +3,6 @@
 // an uninterrupted run. Metrics rows and checkpoints are written after every epoch.
 
 import type { Dataset } from '../engine/dataset.js';
-import { normalizeOptimizer, type OptimizerSpec } from '../engine/optimizers.js';
 import { BsxError } from '../errors.js';
 import type { Checkpoint, MetricsRow, RunData, RunHandle, RunStore } from '../store/run-store.js';
 import {
@@ -106,13 +105,8 @@ function fromStoreCheckpoint(cp: Checkpoint, dir: string): { cp: TrainCheckpoint
   if (!extra || !Array.isArray(extra.initial) || !Array.isArray(extra.divergedAtEpoch)) {
     throw new BsxError('BSX_RUN_CORRUPT', `${dir}/checkpoint: state.json lacks the initial metrics`);
   }
-  let optimizer: OptimizerSpec;
-  try {
-    optimizer = normalizeOptimizer(cp.optimizer as OptimizerSpec, `${dir}/checkpoint/state.json: optimizer`);
-  } catch (err) {
-    throw new BsxError('BSX_RUN_CORRUPT', (err as Error).message, { cause: err });
-  }
-  return { cp: { ...cp, optimizer }, extra };
+  // the optimiser is checked when it is put back into the ensemble (restoreCheckpoint)
+  return { cp: { ...cp, optimizer: cp.optimizer as TrainCheckpoint['optimizer'] }, extra };
 }
 
 /** The final weights from the run's last checkpoint, as exports/<name>/W1.npy, b1.npy, ... */

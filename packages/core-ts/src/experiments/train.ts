@@ -5,7 +5,13 @@
 
 import { Dataset } from '../engine/dataset.js';
 import { DEFAULT_WIDTHS, Ensemble } from '../engine/ensemble.js';
-import { normalizeOptimizer, optimizerStateSlots, type OptimizerSpec } from '../engine/optimizers.js';
+import {
+  normalizeOptimizer,
+  optimizerDescriptor,
+  optimizerStateSlots,
+  type HyperparameterValue,
+  type OptimizerSpec,
+} from '../engine/optimizers.js';
 import { BsxError } from '../errors.js';
 import { epochPermutation } from '../rng/philox.js';
 import { weightMetrics, type WeightMetrics } from './metrics.js';
@@ -124,16 +130,33 @@ const LEGACY_SLOTS: Readonly<Record<string, string>> = { adamM: 'expAvg', adamV:
 export interface TrainCheckpoint {
   epoch: number;
   phase: number;
-  optimizer: OptimizerSpec;
+  /** The optimiser as the ensemble held it (see ensembleOptimizer). */
+  optimizer: OptimizerSpec | ReturnType<typeof ensembleOptimizer>;
   optimizerSteps: number[];
   tensors: { slot: TensorSlot; index: number; shape: number[]; data: Float32Array }[];
   /** The data order is a function of (seed, epoch): the next epoch is all the RNG state. */
   rng: { nextEpoch: number };
 }
 
-/** Reads the state of an ensemble (parameters, snapshot, optimiser state) for a checkpoint. */
-export function captureCheckpoint(ens: Ensemble, epoch: number, phase: number, optimizer: OptimizerSpec): TrainCheckpoint {
-  const slots: TensorSlot[] = ['param', 'snapshot', ...optimizerStateSlots(optimizer)];
+/**
+ * The optimiser of an ensemble as a checkpoint keeps it: its name and every hyperparameter, one
+ * value when all replicas share it, else one per replica.
+ */
+export function ensembleOptimizer(ens: Ensemble): { name: string; [hyperparameter: string]: string | HyperparameterValue | HyperparameterValue[] } {
+  const { name, hyper } = ens.optimizer();
+  const d = optimizerDescriptor(name);
+  const out: { name: string; [hyperparameter: string]: string | HyperparameterValue | HyperparameterValue[] } = { name };
+  for (const h of d.hyperparameters) {
+    const vals = Array.from(hyper[h.name]!, (v) => (h.type === 'boolean' ? v !== 0 : v));
+    out[h.name] = vals.every((v) => v === vals[0]) ? vals[0]! : vals;
+  }
+  return out;
+}
+
+/** Reads the state of an ensemble (parameters, snapshot, optimiser and its state) for a checkpoint. */
+export function captureCheckpoint(ens: Ensemble, epoch: number, phase: number): TrainCheckpoint {
+  const optimizer = ensembleOptimizer(ens);
+  const slots: TensorSlot[] = ['param', 'snapshot', ...optimizerStateSlots(optimizer.name)];
   const tensors: TrainCheckpoint['tensors'] = [];
   for (const slot of slots) {
     for (let t = 0; t < 2 * ens.layers; t++) {
@@ -146,14 +169,13 @@ export function captureCheckpoint(ens: Ensemble, epoch: number, phase: number, o
 
 /** Puts a checkpoint's state into an ensemble of the same shape. */
 export function restoreCheckpoint(ens: Ensemble, cp: TrainCheckpoint): void {
-  let optimizer: OptimizerSpec;
+  // the optimiser first, with its hyperparameters (they decide which state it uses), then the state
   try {
-    optimizer = normalizeOptimizer(cp.optimizer, 'checkpoint: optimizer');
+    ens.setOptimizer(cp.optimizer);
   } catch (err) {
-    throw new BsxError('BSX_RUN_CORRUPT', (err as Error).message, { cause: err });
+    throw new BsxError('BSX_RUN_CORRUPT', `checkpoint: optimizer: ${(err as Error).message}`, { cause: err });
   }
-  ens.setOptimizer(optimizer);
-  const need = ['param', 'snapshot', ...optimizerStateSlots(optimizer)];
+  const need = ['param', 'snapshot', ...optimizerStateSlots(ens.optimizer().name)];
   const slotOf = (s: string): string => LEGACY_SLOTS[s] ?? s;
   for (const slot of need) {
     for (let t = 0; t < 2 * ens.layers; t++) {
@@ -334,7 +356,7 @@ export async function train(
         totalEpochs,
         metrics,
         seeds,
-        checkpoint: () => captureCheckpoint(ens, epoch, ph, phase.optimizer),
+        checkpoint: () => captureCheckpoint(ens, epoch, ph),
         ensemble: ens,
       });
       opts.onEvent?.({ type: 'epoch', epoch, totalEpochs, metrics });
