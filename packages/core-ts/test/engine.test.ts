@@ -418,6 +418,38 @@ describe('native argument checks', () => {
     expect(e.getTensor(0).size).toBe(R * 35);
   });
 
+  it('dispose frees the engine: later calls throw BSX_DISPOSED, a call in flight still completes', async () => {
+    const e = makeEnsemble();
+    const p = e.train(data, batchIndices(8, 0), { batchSize: 2, lr: 0.1 });
+    e.dispose();
+    expect(e.disposed).toBe(true);
+    const loss = await p; // the engine stays alive until the running call ends
+    expect(loss.every((v) => Number.isFinite(v))).toBe(true);
+    for (const call of [() => e.getTensor(0), () => e.snapshot(), () => e.setOptimizer('adam'), () => e.stats(), () => e.parameterCount]) {
+      expect(call).toThrow(/Ensemble\.\w+: the ensemble has been disposed/);
+      try {
+        call();
+      } catch (err) {
+        expect((err as { code?: string }).code).toBe('BSX_DISPOSED');
+      }
+    }
+    await expect(e.train(data, batchIndices(2, 0), { batchSize: 2, lr: 0.1 })).rejects.toMatchObject({ code: 'BSX_DISPOSED' });
+    e.dispose(); // idempotent
+    const d = makeData(12, 7, 3);
+    const f = makeEnsemble();
+    const q = f.evaluate(d);
+    d.dispose();
+    await q;
+    await expect(f.evaluate(d)).rejects.toMatchObject({ code: 'BSX_DISPOSED' });
+    let kept: Ensemble | undefined;
+    {
+      using g = makeEnsemble();
+      expect(g.disposed).toBe(false);
+      kept = g;
+    }
+    expect(kept.disposed).toBe(true);
+  });
+
   it('stats and snapshot reads need a snapshot', () => {
     const e = new Ensemble({ replicas: 1, widths: [3, 2] });
     expect(() => e.stats()).toThrow(/snapshot/);
