@@ -22,11 +22,15 @@ describe('roofline', () => {
     expect(rep.schema).toBe('bsx-roofline/1');
     expect(rep.ceilings.gflops).toBeGreaterThan(0);
     expect(rep.ceilings.bandwidth.map((x) => x.level)).toEqual(['L1', 'L2', 'L3', 'DRAM']);
-    for (const x of rep.ceilings.bandwidth) for (const k of ['bsxRead', 'jsRead', 'jsCopy', 'jsTriad'] as const) expect(x[k]).toBeGreaterThan(0);
+    for (const x of rep.ceilings.bandwidth) {
+      for (const k of ['bsxRead', 'jsRead', 'jsCopy', 'jsTriad'] as const) expect(x[k]).toBeGreaterThan(0);
+      expect(x.used).toBe(Math.max(x.bsxRead, x.jsRead, x.jsCopy, x.jsTriad));
+      expect(x[x.usedProbe]).toBe(x.used);
+    }
     expect(rep.batches).toHaveLength(1);
     const bt = rep.batches[0]!;
     expect(bt.b).toBe(8);
-    const bw = Object.fromEntries(rep.ceilings.bandwidth.map((x) => [x.level, x.bsxRead])) as Record<string, number>;
+    const bw = Object.fromEntries(rep.ceilings.bandwidth.map((x) => [x.level, x.used])) as Record<string, number>;
     for (const p of bt.phases) {
       // the bound from the run's own ceilings
       expect(p.computeSeconds).toBeCloseTo(p.flops / (rep.ceilings.gflops * 1e9), 12);
