@@ -56,15 +56,17 @@ export interface BandwidthRow {
   level: Level;
   /** Bytes of the buffer each probe streams (per thread for L1 and L2). */
   probeBytes: number;
-  /** Bytes/s of bsx's read stream on every pool thread. */
+  /** Bytes/s of bsx's read stream on every pool thread (a GEMV: the dot kernel of the small-batch forward). */
   bsxRead: number;
+  /** Bytes/s of bsx's update stream on every pool thread (w += a g: read g and w, write w, as the SGD update). */
+  bsxUpdate: number;
   /** Bytes/s of one JavaScript thread: sum loop, TypedArray.set, a = b + s*c. */
   jsRead: number;
   jsCopy: number;
   jsTriad: number;
   /** The bandwidth the bounds use: the best of the four (a ceiling is the best a probe reached). */
   used: number;
-  usedProbe: 'bsxRead' | 'jsRead' | 'jsCopy' | 'jsTriad';
+  usedProbe: 'bsxRead' | 'bsxUpdate' | 'jsRead' | 'jsCopy' | 'jsTriad';
 }
 
 export interface PhaseRow extends PhaseBound {
@@ -157,25 +159,48 @@ type Gemm = ReturnType<typeof binding>['gemm'];
 // ---------------------------------------------------------------------------
 // Ceilings
 
-function probeBandwidth(g: Gemm, level: Level, probeBytes: number, privateLevel: boolean, threads: number, seconds: number): BandwidthRow {
+// Each probe allocates its own arrays (one at a time: the DRAM probes' buffers are large).
+
+/**
+ * bsx: C (1 x N) = a (1 x K) * B^T with B [N, K] of `bytes`: the dot kernel reads every row of
+ * B once. Private levels: every thread runs whole problems on the same B (strideB 0), which
+ * stays in its own cache; shared levels: one problem, its rows split between the threads.
+ */
+function probeBsxRead(g: Gemm, bytes: number, privateLevel: boolean, threads: number, seconds: number): number {
   const K = PROBE_ROW;
-  const N = Math.max(1, Math.round(probeBytes / (K * 4)));
-  const bytes = N * K * 4;
-  // bsx: C (1 x N) = a (1 x K) * B^T, B [N, K]: the dot kernel reads every row of B once.
-  // Private levels: every thread runs whole problems on the same B (strideB 0), which stays
-  // in its own cache; shared levels: one problem, its rows split between the threads.
+  const N = bytes / (K * 4);
   const B = new Float32Array(N * K).fill(0.5);
   const a = new Float32Array(K).fill(0.25);
   const problems = privateLevel ? threads * Math.max(1, Math.ceil(PROBE_BYTES_PER_CALL / (threads * bytes))) : 1;
   const c = new Float32Array(problems * N);
-  const bsxRead = bestRate(() => {
+  return bestRate(() => {
     g.sgemm({ transA: false, transB: true, M: 1, N, K, alpha: 1, beta: 0, a, lda: K, b: B, ldb: K, c, ldc: N, batch: problems, strideA: 0, strideB: 0, strideC: N });
     return problems * bytes;
   }, seconds);
-  // JavaScript, one thread: each kernel's arrays together take probeBytes.
-  const reps = Math.max(1, Math.ceil(PROBE_BYTES_PER_CALL / bytes));
+}
+
+/**
+ * bsx: C (1 x n) += (-0.01) * B (1 x n), the rank-1 GEMM of the direct kernel, over two
+ * arrays of bytes / 2 (read B, read C, write C: the SGD update's traffic). Private levels:
+ * one problem per thread on its own arrays; shared levels: one problem split between the
+ * threads. Private levels pay one binding call per pass: an under-estimate there.
+ */
+function probeBsxUpdate(g: Gemm, bytes: number, privateLevel: boolean, threads: number, seconds: number): number {
+  const n = Math.max(16, Math.floor(bytes / 8));
+  const problems = privateLevel ? threads : 1;
+  const B = new Float32Array(problems * n).fill(0.5);
+  const C = new Float32Array(problems * n).fill(1);
+  const a = new Float32Array([-0.01]);
+  return bestRate(() => {
+    g.sgemm({ transA: false, transB: false, M: 1, N: n, K: 1, alpha: 1, beta: 1, a, lda: 1, b: B, ldb: n, c: C, ldc: n, batch: problems, strideA: 0, strideB: n, strideC: n });
+    return problems * 3 * n * 4;
+  }, seconds);
+}
+
+/** JavaScript, one thread: a sum over `bytes`, four partial sums. */
+function probeJsRead(bytes: number, reps: number, seconds: number): number {
   const r = new Float32Array(bytes / 4).fill(0.5);
-  const jsRead = bestRate(() => {
+  return bestRate(() => {
     let s0 = 0;
     let s1 = 0;
     let s2 = 0;
@@ -194,23 +219,43 @@ function probeBandwidth(g: Gemm, level: Level, probeBytes: number, privateLevel:
     if (s0 + s1 + s2 + s3 === -1) throw new Error('unreachable'); // keeps the sums alive
     return reps * bytes;
   }, seconds);
+}
+
+/** JavaScript, one thread: TypedArray.set (a native copy) between two halves of `bytes`. */
+function probeJsCopy(bytes: number, reps: number, seconds: number): number {
   const half = Math.max(1, Math.floor(bytes / 8));
   const src = new Float32Array(half).fill(0.5);
   const dst = new Float32Array(half);
-  const jsCopy = bestRate(() => {
+  return bestRate(() => {
     for (let k = 0; k < reps; k++) dst.set(src);
     return reps * 2 * half * 4;
   }, seconds);
+}
+
+/** JavaScript, one thread: a = b + s c over three thirds of `bytes`. */
+function probeJsTriad(bytes: number, reps: number, seconds: number): number {
   const third = Math.max(1, Math.floor(bytes / 12));
   const ta = new Float32Array(third);
   const tb = new Float32Array(third).fill(0.5);
   const tc = new Float32Array(third).fill(0.25);
-  const jsTriad = bestRate(() => {
+  return bestRate(() => {
     const s = 1.5;
     for (let k = 0; k < reps; k++) for (let i = 0; i < third; i++) ta[i] = tb[i]! + s * tc[i]!;
     return reps * 3 * third * 4;
   }, seconds);
-  const rates = { bsxRead, jsRead, jsCopy, jsTriad };
+}
+
+function probeBandwidth(g: Gemm, level: Level, probeBytes: number, privateLevel: boolean, threads: number, seconds: number): BandwidthRow {
+  // whole rows of PROBE_ROW floats
+  const bytes = Math.max(1, Math.round(probeBytes / (PROBE_ROW * 4))) * PROBE_ROW * 4;
+  const reps = Math.max(1, Math.ceil(PROBE_BYTES_PER_CALL / bytes));
+  const rates = {
+    bsxRead: probeBsxRead(g, bytes, privateLevel, threads, seconds),
+    bsxUpdate: probeBsxUpdate(g, bytes, privateLevel, threads, seconds),
+    jsRead: probeJsRead(bytes, reps, seconds),
+    jsCopy: probeJsCopy(bytes, reps, seconds),
+    jsTriad: probeJsTriad(bytes, reps, seconds),
+  };
   const usedProbe = (Object.keys(rates) as (keyof typeof rates)[]).reduce((a, k) => (rates[k] > rates[a] ? k : a), 'bsxRead');
   return { level, probeBytes: bytes, ...rates, used: rates[usedProbe], usedProbe };
 }
@@ -492,15 +537,25 @@ export function renderRoofline(r: RooflineReport): string {
   );
   out.push(`FMA ceiling: ${fmt(r.ceilings.gflops)} GFLOP/s (bsx's probe: ${r.ceilings.peakNote})`);
   out.push('', 'bandwidth, GB/s (best of repeated calls)');
-  const probeName = { bsxRead: 'bsx read', jsRead: 'JS read', jsCopy: 'JS copy', jsTriad: 'JS triad' };
+  const probeName = { bsxRead: 'bsx read', bsxUpdate: 'bsx update', jsRead: 'JS read', jsCopy: 'JS copy', jsTriad: 'JS triad' };
   out.push(
     table(
-      ['level', 'probe size', 'bsx read', 'JS read', 'JS copy', 'JS triad', 'used'],
-      r.ceilings.bandwidth.map((x) => [x.level, size(x.probeBytes), fmt(x.bsxRead / 1e9), fmt(x.jsRead / 1e9), fmt(x.jsCopy / 1e9), fmt(x.jsTriad / 1e9), `${fmt(x.used / 1e9)} (${probeName[x.usedProbe]})`]),
+      ['level', 'probe size', 'bsx read', 'bsx update', 'JS read', 'JS copy', 'JS triad', 'used'],
+      r.ceilings.bandwidth.map((x) => [
+        x.level,
+        size(x.probeBytes),
+        fmt(x.bsxRead / 1e9),
+        fmt(x.bsxUpdate / 1e9),
+        fmt(x.jsRead / 1e9),
+        fmt(x.jsCopy / 1e9),
+        fmt(x.jsTriad / 1e9),
+        `${fmt(x.used / 1e9)} (${probeName[x.usedProbe]})`,
+      ]),
     ),
   );
   out.push(
-    `  bsx read: a GEMV through bsx's GEMM binding (its dot kernel) on all ${r.engine.threads} pool threads, L1/L2 per thread; JS: one thread (scalar JIT loops; copy = TypedArray.set).`,
+    `  bsx read: a GEMV through bsx's GEMM binding (its dot kernel, as the forward at b <= 8) on all ${r.engine.threads} pool threads, L1/L2 per thread;`,
+    "  bsx update: w += a g through the binding's rank-1 GEMM (read g and w, write w, as the SGD update), all threads; JS: one thread (scalar JIT loops; copy = TypedArray.set).",
     '  A JavaScript loop may under-estimate the true bandwidth (scalar loads, one core); the bounds use the best probe of each level.',
     `binding call overhead: ${us(r.callOverheadSeconds)} us per sgemm call (inside every measured phase)`,
   );

@@ -23,8 +23,8 @@ describe('roofline', () => {
     expect(rep.ceilings.gflops).toBeGreaterThan(0);
     expect(rep.ceilings.bandwidth.map((x) => x.level)).toEqual(['L1', 'L2', 'L3', 'DRAM']);
     for (const x of rep.ceilings.bandwidth) {
-      for (const k of ['bsxRead', 'jsRead', 'jsCopy', 'jsTriad'] as const) expect(x[k]).toBeGreaterThan(0);
-      expect(x.used).toBe(Math.max(x.bsxRead, x.jsRead, x.jsCopy, x.jsTriad));
+      for (const k of ['bsxRead', 'bsxUpdate', 'jsRead', 'jsCopy', 'jsTriad'] as const) expect(x[k]).toBeGreaterThan(0);
+      expect(x.used).toBe(Math.max(x.bsxRead, x.bsxUpdate, x.jsRead, x.jsCopy, x.jsTriad));
       expect(x[x.usedProbe]).toBe(x.used);
     }
     expect(rep.batches).toHaveLength(1);
