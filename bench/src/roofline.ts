@@ -423,10 +423,12 @@ async function stepTime(train: Split, trainDs: Dataset, b: number, seconds: numb
     return (performance.now() - t0) / 1000 / steps;
   };
   // a first short call pays the first-call costs and sizes the calls: about a third of the
-  // budget each, at most SAMPLES_PER_CALL samples, at least 4 steps
+  // budget each, at most SAMPLES_PER_CALL samples, at least 16 steps (or SAMPLES_PER_CALL
+  // samples, if fewer) so that a call's own overhead stays small next to its steps
   await call(4);
   const first = await call(4);
-  const steps = Math.max(4, Math.min(Math.floor(SAMPLES_PER_CALL / b), Math.round(seconds / 3 / first)));
+  const most = Math.max(1, Math.floor(SAMPLES_PER_CALL / b));
+  const steps = Math.min(most, Math.max(16, Math.round(seconds / 3 / first)));
   const per: number[] = [];
   const start = performance.now();
   while (per.length < 3 || (performance.now() - start) / 1000 < seconds) per.push(await call(steps));
