@@ -2,9 +2,10 @@
 """The PyTorch peer of `pnpm bench`, run by the runner as a child process.
 
     /usr/bin/python3 bench/peers/torch_peer.py --data DIR
-        [--workloads train,eval,gradTrial,gemm] [--seconds 1.5] [--quick]
+        [--workloads train,eval,gradTrial,gemm,adam] [--seconds 1.5] [--quick]
         [--train-sizes 2,64,256,1024] [--grad-sizes 1,8,64,1024]
         [--gemm-shapes 1024x1024x784,...] [--eval-chunk 1000] [--threads 1]
+        [--adam-epoch-steps 937]
 
 prints ONE JSON object on stdout (a PeerReport, see bench/src/peer.ts) and
 progress on stderr. It mirrors the deterministic pieces of bench/src/peer.ts
@@ -32,6 +33,11 @@ OPENBLAS_L2_SIZE from this process's environment (some machines set
 OPENBLAS_CORETYPE=Haswell, which forces the AVX2 kernels: the last line
 above); this script re-executes itself without them when started with them
 set.
+
+The adam workload trains two epochs at b=64 with torch.optim.Adam(lr=0.01, PyTorch's
+defaults) and with torch.optim.SGD(lr=0.01), each once as is and once with
+torch.set_flush_denormal(True) (variant 'FTZ': subnormal results and operands are flushed
+to zero), timing each epoch on its own.
 """
 
 import argparse
@@ -62,6 +68,12 @@ SEED_TRIAL = 1000
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 
+ADAM_BATCH = 64
+ADAM_EPOCHS = 2
+ADAM_OPTIMIZERS = ["adam", "sgd"]
+ADAM_EPOCH_STEPS = 60000 // ADAM_BATCH
+FLT_MIN = 2.0 ** -126  # smallest positive normal fp32 value
+
 TRAIN_SIZES = [2, 64, 256, 1024]
 GRAD_SIZES = [1, 8, 64, 1024]
 EVAL_CHUNK = 1000
@@ -76,7 +88,9 @@ TIMING = {
     "eval": (1, 10),
     "gradTrial": (1, 1),
     "gemm": (3, 3),
+    "adam": (0, 1),  # each epoch timed whole, once
 }
+DEFAULT_WORKLOADS = "train,eval,gradTrial,gemm"  # adam is opt-in
 
 
 def log(msg):
@@ -355,6 +369,54 @@ class Peer:
         self.opt.zero_grad(set_to_none=True)
         self.loss(x, y).backward()
 
+    def epochs(self, optimizer, b, epoch_steps, ftz):
+        """Two epochs of epoch_steps steps of batch b from the init, each timed on its own."""
+        torch = self.torch
+        self.reset()
+        params = self.model.parameters()
+        opt = torch.optim.Adam(params, lr=LR) if optimizer == "adam" else torch.optim.SGD(params, lr=LR)
+        order = BatchOrder(self.xtr.shape[0], b)
+        check = {}
+        epochs = []
+        if ftz and not torch.set_flush_denormal(True):
+            raise RuntimeError("torch.set_flush_denormal(True) is not supported on this CPU")
+        try:
+            for e in range(ADAM_EPOCHS):
+                batches = [torch.from_numpy(order.next()) for _ in range(epoch_steps)]
+                total = torch.zeros(())
+                t0 = time.perf_counter()
+                for s, idx in enumerate(batches):
+                    opt.zero_grad(set_to_none=True)
+                    loss = self.loss(self.xtr[idx], self.ytr[idx])
+                    loss.backward()
+                    opt.step()
+                    total += loss.detach()
+                    if e == 0 and s < 2:
+                        check[f"loss{s}"] = loss.item()
+                secs = time.perf_counter() - t0
+                entry = {"steps": epoch_steps, "seconds": secs, "samplesPerSec": epoch_steps * b / secs, "meanLoss": total.item() / epoch_steps}
+                if optimizer == "adam":
+                    sub = 0
+                    n = 0
+                    for p in self.params:
+                        m = opt.state[p]["exp_avg"]
+                        sub += int(((m != 0) & (m.abs() < FLT_MIN)).sum().item())
+                        n += m.numel()
+                    entry["subnormalM"] = sub / n
+                epochs.append(entry)
+        finally:
+            if ftz:
+                torch.set_flush_denormal(False)
+        secs = sum(e["seconds"] for e in epochs)
+        steps = sum(e["steps"] for e in epochs)
+        r = result("adam", b=b, samplesPerSec=steps * b / secs, seconds=secs, iterations=steps, check=check,
+                   note="torch.set_flush_denormal(True)" if ftz else None)
+        r["optimizer"] = optimizer
+        if ftz:
+            r["variant"] = "FTZ"
+        r["epochs"] = epochs
+        return r
+
     def gemm(self, shape):
         torch = self.torch
         m, n, k = shape
@@ -393,6 +455,9 @@ def describe(r):
     else:
         fig = "-"
     key = f"{r['workload']} " + ("x".join(map(str, r["shape"])) if "shape" in r else f"b={r.get('b')}")
+    if "optimizer" in r:
+        key += f" {r['optimizer']}{' ' + r['variant'] if 'variant' in r else ''}"
+        fig += " (" + ", ".join(f"epoch {i + 1}: {e['samplesPerSec']:.1f}" for i, e in enumerate(r.get("epochs", []))) + ")"
     note = f" [{r['note']}]" if r.get("note") else ""
     return f"{key}: {fig} ({r['iterations']} it, {r['seconds']:.2f} s){note}"
 
@@ -412,13 +477,14 @@ def sizes(text, flag):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="folder of the four MNIST IDX files")
-    ap.add_argument("--workloads", default="train,eval,gradTrial,gemm")
+    ap.add_argument("--workloads", default=DEFAULT_WORKLOADS)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--train-sizes")
     ap.add_argument("--grad-sizes")
     ap.add_argument("--gemm-shapes")
     ap.add_argument("--eval-chunk", type=int, default=EVAL_CHUNK)
+    ap.add_argument("--adam-epoch-steps", help=f"steps per epoch of the adam workload (default {ADAM_EPOCH_STEPS}: the whole training set)")
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1: fastest here, see the docstring)")
     ap.add_argument("--keep-openblas-env", action="store_true", help="do not remove OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
     args = ap.parse_args()
@@ -461,6 +527,9 @@ def main():
         plan += [("gradTrial", b) for b in grad_sizes]
     if "gemm" in names:
         plan += [("gemm", s) for s in shapes]
+    if "adam" in names:
+        epoch_steps = sizes(args.adam_epoch_steps, "--adam-epoch-steps")[0] if args.adam_epoch_steps else ADAM_EPOCH_STEPS
+        plan += [("adam", (o, ftz)) for o in ADAM_OPTIMIZERS for ftz in (False, True)]
     for name, arg in plan:
         try:
             if name == "train":
@@ -469,10 +538,18 @@ def main():
                 r = peer.eval(arg)
             elif name == "gradTrial":
                 r = peer.grad_trial(arg)
+            elif name == "adam":
+                r = peer.epochs(arg[0], ADAM_BATCH, epoch_steps, arg[1])
             else:
                 r = peer.gemm(arg)
         except Exception as e:  # report and go on with the next workload
-            r = result(name, **({"shape": list(arg)} if name == "gemm" else {"b": arg}), seconds=0, iterations=0, note=f"error: {type(e).__name__}: {e}")
+            if name == "adam":
+                r = result(name, b=ADAM_BATCH, seconds=0, iterations=0, note=f"error: {type(e).__name__}: {e}")
+                r["optimizer"] = arg[0]
+                if arg[1]:
+                    r["variant"] = "FTZ"
+            else:
+                r = result(name, **({"shape": list(arg)} if name == "gemm" else {"b": arg}), seconds=0, iterations=0, note=f"error: {type(e).__name__}: {e}")
         log(describe(r))
         results.append(r)
 

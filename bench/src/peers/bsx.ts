@@ -1,9 +1,12 @@
 // The bsx peer of `pnpm bench`: the same workloads through @bsx/core, in this process. bsx is
-// measured as it is used: a training call runs many steps, and gradient trials run as replicas
-// of one ensemble (TRIAL_REPLICAS at a time); the checks are computed step by step first.
+// measured as it is used: a training call runs many steps (the adam workload: one call per
+// epoch), and gradient trials run as replicas of one ensemble (TRIAL_REPLICAS at a time); the
+// checks are computed step by step first.
 
 import { binding, Dataset, Ensemble, engineInfo } from '@bsx/core';
 import {
+  ADAM,
+  ADAM_EPOCHS,
   BatchOrder,
   LR,
   TIMING,
@@ -11,9 +14,13 @@ import {
   gradTrialIndices,
   loadSplit,
   measure,
+  subnormalShare,
   trialSteps,
+  workloadKey,
   type Availability,
   type Check,
+  type EpochResult,
+  type OptimizerName,
   type PeerReport,
   type PeerResult,
   type PeerRunOptions,
@@ -65,11 +72,17 @@ function setGlorot(ens: Ensemble, weights: Float32Array[]): void {
   }
 }
 
-function fresh(ctx: Ctx, replicas = 1): Ensemble {
+/** The one place the bench sets bsx's optimizer: plain SGD, or Adam with PyTorch's defaults. */
+function useOptimizer(ens: Ensemble, optimizer: OptimizerName): void {
+  if (optimizer === 'adam') ens.setOptimizer('adam', { beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps });
+  else ens.setOptimizer('sgd');
+}
+
+function fresh(ctx: Ctx, replicas = 1, optimizer: OptimizerName = 'sgd'): Ensemble {
   const ens = new Ensemble({ replicas, backend: ctx.backend });
   ens.init(Array.from({ length: replicas }, (_, i) => i));
   setGlorot(ens, ctx.weights);
-  ens.setOptimizer('sgd');
+  useOptimizer(ens, optimizer);
   return ens;
 }
 
@@ -156,6 +169,42 @@ async function runGradTrial(ctx: Ctx, b: number): Promise<PeerResult> {
   };
 }
 
+/**
+ * The adam workload: two epochs of `epochSteps` steps of batch b from the Glorot weights
+ * with the optimizer, one train() call per epoch, each timed on its own; after each epoch
+ * under Adam, the share of subnormal first-moment values. Checks: loss0 and loss1 as for
+ * train, with a step of this optimizer.
+ */
+async function runAdam(ctx: Ctx, w: Extract<Workload, { workload: 'adam' }>): Promise<PeerResult> {
+  const { b, optimizer, epochSteps } = w;
+  const check: Check = {};
+  {
+    const ens = fresh(ctx, 1, optimizer);
+    const order = new BatchOrder(ctx.train.count, b);
+    const b0 = Int32Array.from(order.next());
+    const b1 = Int32Array.from(order.next());
+    check.loss0 = ens.gradients(ctx.trainDs, b0).loss[0]!;
+    await ens.train(ctx.trainDs, b0, { batchSize: b, lr: LR });
+    check.loss1 = ens.gradients(ctx.trainDs, b1).loss[0]!;
+  }
+  const ens = fresh(ctx, 1, optimizer);
+  const order = new BatchOrder(ctx.train.count, b);
+  const epochs: EpochResult[] = [];
+  for (let e = 0; e < ADAM_EPOCHS; e++) {
+    const idx = new Int32Array(epochSteps * b);
+    for (let s = 0; s < epochSteps; s++) idx.set(order.next(), s * b);
+    const t0 = performance.now();
+    const loss = await ens.train(ctx.trainDs, idx, { batchSize: b, lr: LR });
+    const seconds = (performance.now() - t0) / 1000;
+    const epoch: EpochResult = { steps: epochSteps, seconds, samplesPerSec: (epochSteps * b) / seconds, meanLoss: loss[0]! };
+    if (optimizer === 'adam') epoch.subnormalM = subnormalShare(Array.from({ length: 6 }, (_, t) => ens.getTensor(t, 'adamM').data));
+    epochs.push(epoch);
+  }
+  const seconds = epochs.reduce((a, e) => a + e.seconds, 0);
+  const steps = epochs.reduce((a, e) => a + e.steps, 0);
+  return { workload: 'adam', b, optimizer, samplesPerSec: (steps * b) / seconds, seconds, iterations: steps, epochs, check, note: `one train() call of ${epochSteps} steps per epoch` };
+}
+
 async function runGemm(ctx: Ctx, shape: readonly [number, number, number]): Promise<PeerResult> {
   const [M, N, K] = shape;
   const g = binding().gemm;
@@ -196,10 +245,11 @@ async function runOn(backend: 'cpu' | 'cuda', options: PeerRunOptions): Promise<
   const peakGflops = cuda ? undefined : binding().gemm.peakGflops(options.quick ? 0.3 : 1.0);
   const results: PeerResult[] = [];
   for (const w of options.workloads as Workload[]) {
-    options.log(`bsx: ${w.workload} ${'shape' in w ? w.shape.join('x') : `b=${w.b}`}`);
+    options.log(`bsx: ${workloadKey(w)}`);
     if (w.workload === 'train') results.push(await runTrain(ctx, w.b));
     else if (w.workload === 'eval') results.push(await runEval(ctx, w.b));
     else if (w.workload === 'gradTrial') results.push(await runGradTrial(ctx, w.b));
+    else if (w.workload === 'adam') results.push(await runAdam(ctx, w));
     else results.push(await runGemm(ctx, w.shape));
   }
   if (cuda) {

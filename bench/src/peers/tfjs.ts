@@ -1,6 +1,6 @@
 // The TensorFlow.js peer of `pnpm bench`, run by the runner as a child process:
 //
-//   node bench/dist/peers/tfjs.js --backend wasm|cpu|node --data DIR
+//   node bench/dist/peers/tfjs.js --backend wasm|cpu|node [--best] --data DIR
 //        [--workloads train,eval,gradTrial,gemm] [--seconds 1.5] [--quick]
 //        [--train-sizes 2,64,256,1024] [--grad-sizes 1,8,64,1024]
 //        [--gemm-shapes 1024x1024x784,...] [--eval-chunk 1000]
@@ -18,6 +18,15 @@
 // tf.variable weights, tf.train.sgd, optimizer.minimize (train) or
 // tf.variableGrads + optimizer.applyGradients (gradTrial, which needs the
 // gradients), everything inside tf.tidy.
+//
+// --best (wasm only; peer 'tfjs-wasm-best'): the same loop, with each dense layer a
+// tf.customGrad whose three GEMMs are all plain matMuls. tfjs-backend-wasm hands a matMul
+// to XNNPACK only when neither operand is transposed; every transposed one (both backward
+// GEMMs of tfjs's own matMul gradient) runs a scalar loop. So the layer (W [in, out])
+// computes y = relu(x W + b) with tf.fused.matMul, and its gradient as
+// dW = transpose(x) dz and dx = transpose(W transpose(dz)), the transposes materialised
+// (x and dz are small; W^T would be a 1M-element copy every step), dz = dy * step(y).
+// The first layer's dx is not needed (zeros), as tfjs and PyTorch skip it too.
 
 // tfjs prints a banner ("looks like you are running TensorFlow.js in Node.js")
 // with console.log/warn: keep stdout for the JSON.
@@ -135,13 +144,21 @@ type Tensor = TF.Tensor;
 type Scalar = TF.Scalar;
 type Tensor2D = TF.Tensor2D;
 
+/** y = act(x W + b) with a gradient of plain (untransposed) matMuls only. */
+type Dense = (x: Tensor2D, w: Variable, b: Variable) => Tensor2D;
+
 class Mlp {
   /** W1 [784,1024], b1, W2 [1024,1024], b2, W3 [1024,10], b3 (x @ W layout). */
   readonly vars: Variable[];
   private readonly snapshot: Tensor[];
   readonly optimizer: TF.Optimizer;
+  /** --best: the three layers as custom-gradient dense layers. */
+  private readonly dense?: [Dense, Dense, Dense];
 
-  constructor(private readonly tf: Tf) {
+  constructor(
+    private readonly tf: Tf,
+    best = false,
+  ) {
     const init = glorotWeights();
     this.snapshot = [];
     for (let l = 1; l < LAYERS.length; l++) {
@@ -154,6 +171,34 @@ class Mlp {
     const names = ['W1', 'b1', 'W2', 'b2', 'W3', 'b3'];
     this.vars = this.snapshot.map((t, i) => tf.variable(t, true, `bench_${names[i]}`));
     this.optimizer = tf.train.sgd(LR);
+    if (best) this.dense = [this.customDense(true, false), this.customDense(true, true), this.customDense(false, true)];
+  }
+
+  /**
+   * A dense layer whose forward and backward GEMMs are plain matMuls (XNNPACK's fast path
+   * on the wasm backend): y = act(x W + b); dz = dy * step(y) (ReLU) or dy;
+   * dW = transpose(x) dz; db = sum of dz over the batch; dx = transpose(W transpose(dz)),
+   * or zeros when the input needs no gradient (the first layer's input is the data).
+   */
+  private customDense(relu: boolean, needDx: boolean): Dense {
+    const tf = this.tf;
+    const f = tf.customGrad((...args: unknown[]) => {
+      const [x, w, b, save] = args as [Tensor2D, Tensor2D, Tensor, TF.GradSaveFunc];
+      const y = tf.fused.matMul({ a: x, b: w, bias: b, activation: relu ? 'relu' : 'linear' }) as Tensor2D;
+      save([x, w, y]);
+      return {
+        value: y,
+        gradFunc: (dy: Tensor2D, saved: Tensor[]) => {
+          const [xs, ws, ys] = saved as [Tensor2D, Tensor2D, Tensor2D];
+          const dz = relu ? tf.mul(dy, tf.step(ys)) : dy;
+          const dW = tf.matMul(tf.transpose(xs), dz);
+          const db = tf.sum(dz, 0);
+          const dx = needDx ? tf.transpose(tf.matMul(ws, tf.transpose(dz))) : tf.zerosLike(xs);
+          return [dx, dW, db];
+        },
+      };
+    });
+    return (x, w, b) => f(x, w, b) as Tensor2D;
   }
 
   /** Back to the initial weights (gradTrial's fixed snapshot). */
@@ -168,6 +213,10 @@ class Mlp {
   logits(x: Tensor2D): Tensor2D {
     const tf = this.tf;
     const [w1, b1, w2, b2, w3, b3] = this.vars as [Variable, Variable, Variable, Variable, Variable, Variable];
+    if (this.dense) {
+      const [d1, d2, d3] = this.dense;
+      return d3(d2(d1(x, w1, b1), w2, b2), w3, b3);
+    }
     const h1 = tf.relu(tf.add(tf.matMul(x, w1 as Tensor2D), b1));
     const h2 = tf.relu(tf.add(tf.matMul(h1 as Tensor2D, w2 as Tensor2D), b2));
     return tf.add(tf.matMul(h2 as Tensor2D, w3 as Tensor2D), b3) as Tensor2D;
@@ -366,13 +415,17 @@ async function main(): Promise<void> {
       'grad-sizes': { type: 'string' },
       'gemm-shapes': { type: 'string' },
       'eval-chunk': { type: 'string' },
+      'adam-epoch-steps': { type: 'string' },
       detect: { type: 'boolean', default: false },
+      best: { type: 'boolean', default: false },
     },
     strict: true,
   });
   const backend = values.backend as Backend;
   if (!(backend in PEER_OF)) throw new Error(`--backend: '${backend}' is not wasm, cpu or node`);
-  const peer = PEER_OF[backend];
+  const best = values.best!;
+  if (best && backend !== 'wasm') throw new Error(`--best: only with --backend wasm (got --backend ${backend})`);
+  const peer: PeerReport['peer'] = best ? 'tfjs-wasm-best' : PEER_OF[backend];
   const log = (m: string) => process.stderr.write(`[${peer}] ${m}\n`);
 
   if (values.detect) {
@@ -398,6 +451,7 @@ async function main(): Promise<void> {
     ...(values['grad-sizes'] ? { gradSizes: parseSizes(values['grad-sizes'], '--grad-sizes') } : {}),
     ...(values['gemm-shapes'] ? { gemmShapes: parseShapes(values['gemm-shapes']) } : {}),
     evalChunk: values['eval-chunk'] ? parseSizes(values['eval-chunk'], '--eval-chunk')[0]! : EVAL_CHUNK,
+    ...(values['adam-epoch-steps'] ? { adamEpochSteps: parseSizes(values['adam-epoch-steps'], '--adam-epoch-steps')[0]! } : {}),
   });
 
   const loaded = await loadBackend(backend);
@@ -405,7 +459,7 @@ async function main(): Promise<void> {
   log(`tfjs ${loaded.version}, backend ${tf.getBackend()}, ${loaded.blas}, ${loaded.threading}`);
   const ctx: Ctx = {
     tf,
-    mlp: new Mlp(tf),
+    mlp: new Mlp(tf, best),
     train: loadSplit(values.data, 'train'),
     test: loadSplit(values.data, 'test'),
     seconds,
@@ -419,9 +473,12 @@ async function main(): Promise<void> {
       if (w.workload === 'train') r = await runTrain(ctx, w.b);
       else if (w.workload === 'eval') r = await runEval(ctx, w.b);
       else if (w.workload === 'gradTrial') r = await runGradTrial(ctx, w.b);
-      else r = await runGemm(ctx, w.shape);
+      else if (w.workload === 'adam') {
+        // two epochs take this peer tens of minutes: not measured (the runner does not ask)
+        r = { workload: 'adam', b: w.b, optimizer: w.optimizer, seconds: 0, iterations: 0, note: 'not measured: two epochs would take the tfjs peers tens of minutes' };
+      } else r = await runGemm(ctx, w.shape);
     } catch (err) {
-      r = { workload: w.workload, ...('b' in w ? { b: w.b } : { shape: [...w.shape] as [number, number, number] }), seconds: 0, iterations: 0, note: `error: ${message(err)}` };
+      r = { workload: w.workload, ...('shape' in w ? { shape: [...w.shape] as [number, number, number] } : { b: w.b }), seconds: 0, iterations: 0, note: `error: ${message(err)}` };
     }
     log(`${describe(r)} [tensors ${tf.memory().numTensors}]`);
     results.push(r);
@@ -429,7 +486,7 @@ async function main(): Promise<void> {
   const report: PeerReport = {
     peer,
     version: loaded.version,
-    blas: loaded.blas,
+    blas: best ? `${loaded.blas}; every GEMM on XNNPACK (custom-gradient dense layers of plain matMuls)` : loaded.blas,
     threads: loaded.threads,
     threading: loaded.threading,
     results,
