@@ -74,7 +74,7 @@ function setGlorot(ens: Ensemble, weights: Float32Array[]): void {
 
 /** The one place the bench sets bsx's optimizer: plain SGD, or Adam with PyTorch's defaults. */
 function useOptimizer(ens: Ensemble, optimizer: OptimizerName): void {
-  if (optimizer === 'adam') ens.setOptimizer('adam', { beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps });
+  if (optimizer === 'adam') ens.setOptimizer({ name: 'adam', beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps });
   else ens.setOptimizer('sgd');
 }
 
