@@ -113,7 +113,7 @@ describe.skipIf(missing.length > 0)('bsx installed from its tarballs into a proj
         throw new Error(`examples/consumer/package.json: dependencies["${name}"] is ${JSON.stringify(pkg.dependencies?.[name])}, but pnpm pack made ${want}`);
       }
     }
-    // npm's allowScripts matches a tarball dependency by its absolute path (npm >= 11.16 notes
+    // npm's allowScripts matches a tarball dependency by its absolute path (npm 11 notes
     // unapproved install scripts; a later npm may skip them)
     pkg.allowScripts = { [`file:${tarballs.get('@bsx/core-native')}`]: true };
     writeFileSync(join(project, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
@@ -126,7 +126,6 @@ describe.skipIf(missing.length > 0)('bsx installed from its tarballs into a proj
       timeout: INSTALL_TIMEOUT_MS,
       env: consumerEnv({ npm_config_nodedir: noNodeHeaders, NVM_NODEJS_ORG_MIRROR: 'http://127.0.0.1:9/no-node-headers' }),
     });
-    writeFileSync(join(root, 'npm-install.log'), `${install.stdout}\n${install.stderr}`);
     if (install.status !== 0) {
       const fetchedHeaders = `${install.stdout}${install.stderr}`.includes('127.0.0.1:9');
       throw new Error(
