@@ -100,7 +100,10 @@ describe.skipIf(missing.length > 0)('bsx installed from its tarballs into a proj
     for (const dir of PACKED) {
       const r = run('pnpm', ['pack', '--pack-destination', join(project, 'packs'), '--json'], { cwd: join(ROOT, 'packages', dir), timeout: 60_000 });
       if (r.status !== 0) throw new Error(describeRun(`pnpm pack in packages/${dir}`, r));
-      const packed = JSON.parse(r.stdout) as { name: string; filename: string };
+      // the JSON report, between the output of the package's prepack and postpack scripts
+      const json = /^\{[\s\S]*?^\}/m.exec(r.stdout)?.[0];
+      if (json === undefined) throw new Error(describeRun(`pnpm pack in packages/${dir} printed no JSON`, r));
+      const packed = JSON.parse(json) as { name: string; filename: string };
       tarballs.set(packed.name, packed.filename);
     }
     const packSeconds = (performance.now() - t0) / 1000;
