@@ -247,3 +247,74 @@ describe('run store', () => {
     expect(w1.dtype).toBe('<f4');
   });
 });
+
+describe('files read back', () => {
+  it('a corrupt file is reported with the file and the field, never a TypeError from inside bsx', async () => {
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const { Ensemble, gradientStudy, readGradPoint, readSuiteFile } = await import('../src/index.js');
+    const root = mkdtempSync(join(tmpdir(), 'bsx-corrupt-'));
+    const store = new RunStore(root);
+    const id = { name: 'synthetic' };
+    // a finished run, and an interrupted one (checkpoint after epoch 1, no summary)
+    const small = spec({ phases: [{ epochs: 2, batchSize: 32, lr: 0.1, optimizer: 'sgd' }] });
+    const finished = await runTraining(small, data, { store, data: id });
+    const cut = spec({ seeds: [7], phases: [{ epochs: 3, batchSize: 32, lr: 0.1, optimizer: 'sgd' }] });
+    const ac = new AbortController();
+    await expect(
+      runTraining(cut, data, { store, data: id, checkpointEverySeconds: 0, signal: ac.signal, onEvent: (e) => e.type === 'epoch' && ac.abort() }),
+    ).rejects.toMatchObject({ code: 'BSX_CANCELLED' });
+    const cutDir = store.runDir({ spec: normalizeSpec(cut, 300), data: id });
+    // a suite file as `bsx run` writes it, and a gradient-study point as the suite saves it
+    const suiteFile = join(root, 'suite.json');
+    writeFileSync(suiteFile, JSON.stringify({ format: 1, bsx: '0.1.0', profile: 'smoke', seeds: 2, ids: ['F1'], backend: 'cpu', createdAt: 'now' }));
+    const e = new Ensemble({ replicas: 1, widths: WIDTHS });
+    e.init([3]);
+    const regime = { name: 'test', code: 3, widths: WIDTHS, tensors: e.parameters().map((t) => t.data) };
+    const pointFile = join(root, 'b0004.json');
+    await gradientStudy({ regime, batchSizes: [4], trials: 2, samplesPerTrial: 8 }, data.train, {
+      savePoint: async ({ scaled: _s, ...rest }) => writeFileSync(pointFile, JSON.stringify(rest)),
+    });
+    expect((await readGradPoint(pointFile, { b: 4, trials: 2 })).b).toBe(4);
+    expect((await readSuiteFile(suiteFile)).ids).toEqual(['F1']);
+
+    const json = (f: (j: Record<string, unknown>) => unknown) => (text: string) => JSON.stringify(f(JSON.parse(text)));
+    const readFinished = () => runTraining(small, data, { store, data: id });
+    const readCut = () => runTraining(cut, data, { store, data: id });
+    const cases: [string, (text: string) => string, () => Promise<unknown>, RegExp][] = [
+      [join(finished.dir, 'summary.json'), () => '{}', readFinished, /spec is missing/],
+      [join(finished.dir, 'summary.json'), () => '42', readFinished, /must be an object, got 42/],
+      [join(finished.dir, 'summary.json'), json((j) => ({ ...j, seeds: 42 })), readFinished, /seeds must be an array, got 42/],
+      [join(finished.dir, 'summary.json'), json((j) => ({ ...j, seeds: [{ seed: 0, initial: {}, epochs: [] }] })), readFinished, /seeds\[0\]\.initial\.weightDistance is missing/],
+      [join(finished.dir, 'spec.json'), () => '{"format": 1}', readFinished, /hash is missing/],
+      [join(cutDir, 'metrics.csv'), (t) => t.replace(/\n7,1,0,[^,]*,/, '\n7,1,0,lots,'), readCut, /line 2: column train_loss: "lots" is not a number/],
+      [join(cutDir, 'checkpoint', 'state.json'), json((j) => ({ ...j, tensors: {} })), readCut, /tensors must be an array, got \{\}/],
+      [join(cutDir, 'checkpoint', 'state.json'), json((j) => ({ ...j, extra: { ...(j.extra as object), initial: 5 } })), readCut, /extra\.initial must be an array, got 5/],
+      [suiteFile, json((j) => ({ ...j, ids: 42 })), () => readSuiteFile(suiteFile), /ids must be an array, got 42/],
+      [suiteFile, json((j) => ({ ...j, seeds: '2' })), () => readSuiteFile(suiteFile), /seeds must be an integer >= 1, got "2"/],
+      [pointFile, json((j) => ({ ...j, perTrial: 5 })), () => readGradPoint(pointFile, { b: 4, trials: 2 }), /perTrial must be an object, got 5/],
+      [pointFile, json((j) => ({ ...j, mean: { ...(j.mean as object), sumNorm: { n: 2 } } })), () => readGradPoint(pointFile, { b: 4, trials: 2 }), /mean\.sumNorm\.mean is missing/],
+    ];
+    for (const [file, corrupt, read, field] of cases) {
+      const before = readFileSync(file, 'utf8');
+      writeFileSync(file, corrupt(before));
+      let err: unknown;
+      try {
+        await read();
+      } catch (x) {
+        err = x;
+      }
+      writeFileSync(file, before);
+      expect(err, `${file}: ${field}`).toBeInstanceOf(BsxError);
+      expect((err as BsxError).code).toBe('BSX_RUN_CORRUPT');
+      expect((err as BsxError).message).toContain(file);
+      expect((err as BsxError).message).toMatch(field);
+    }
+    // what to do about a corrupt summary: the message says; --no-resume trains the run again
+    writeFileSync(join(finished.dir, 'summary.json'), '{}');
+    await expect(readFinished()).rejects.toThrow(/delete the run folder .* or rerun with --no-resume/);
+    const again = await runTraining(small, data, { store, data: id, resume: false });
+    expect(again.reused).toBe(false);
+    expect(numbers(again)).toEqual(numbers(finished));
+    expect((await readFinished()).reused).toBe(true);
+  });
+});

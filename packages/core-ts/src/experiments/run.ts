@@ -2,10 +2,12 @@
 // an interrupted one continues from its last epoch checkpoint and gives the same numbers as
 // an uninterrupted run. Metrics rows and checkpoints are written after every epoch.
 
+import { join } from 'node:path';
 import type { Dataset } from '../engine/dataset.js';
 import type { OptimizerKind } from '../engine/ensemble.js';
 import { BsxError } from '../errors.js';
-import type { Checkpoint, MetricsRow, RunData, RunHandle, RunStore } from '../store/run-store.js';
+import { CHECKPOINT_DIR, SUMMARY_FILE, type Checkpoint, type MetricsRow, type RunData, type RunHandle, type RunStore } from '../store/run-store.js';
+import { arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, anyValue, string, type Check } from '../store/validate.js';
 import {
   normalizeSpec,
   train,
@@ -101,15 +103,71 @@ function toStoreCheckpoint(cp: TrainCheckpoint, extra: CheckpointExtra): Checkpo
   return { ...cp, tensors: cp.tensors.map((t) => ({ ...t })), extra };
 }
 
-function fromStoreCheckpoint(cp: Checkpoint, dir: string): { cp: TrainCheckpoint; extra: CheckpointExtra } {
-  const extra = cp.extra as CheckpointExtra | undefined;
-  if (!extra || !Array.isArray(extra.initial) || !Array.isArray(extra.divergedAtEpoch)) {
-    throw new BsxError('BSX_RUN_CORRUPT', `${dir}/checkpoint: state.json lacks the initial metrics`);
-  }
+// ---------------------------------------------------------------------------
+// What a run keeps on disk, checked when it is read back
+
+const weightFields = { weightDistance: number, biasDistance: number, weightNorm: number, biasNorm: number, cosine: arrayOf(number) };
+const initialCheck: Check<InitialMetrics> = object(weightFields, { trainLoss: number, trainAcc: number, testLoss: number, testAcc: number });
+const epochCheck: Check<EpochMetrics> = object({
+  epoch: integer(1),
+  phase: integer(0),
+  trainLoss: number,
+  trainAcc: number,
+  testLoss: number,
+  testAcc: number,
+  ...weightFields,
+  samplesPerSec: number,
+  diverged: boolean,
+});
+const summaryCheck = object({
+  spec: object({
+    widths: arrayOf(integer(1)),
+    seeds: arrayOf(integer(0)),
+    phases: arrayOf(object({ epochs: integer(1), batchSize: integer(1), lr: number, optimizer: anyValue })),
+  }),
+  backend: string,
+  trainCount: integer(1),
+  testCount: integer(1),
+  seeds: arrayOf(object({ seed: integer(0), initial: initialCheck, epochs: arrayOf(epochCheck) }, { divergedAtEpoch: integer(1) })),
+  seconds: number,
+}) as unknown as Check<TrainResult>;
+
+/** The summary of a finished run, checked against the run's spec; undefined if it has not finished. */
+async function readSummary(handle: RunHandle, spec: Required<TrainSpec>): Promise<TrainResult | undefined> {
+  const file = join(handle.dir, SUMMARY_FILE);
+  const hint = `delete the run folder ${handle.dir}, or rerun with --no-resume to train it again`;
+  const done = await handle.finished(summaryCheck, { hint });
+  if (done === undefined) return undefined;
+  const bad = (problem: string): never => {
+    throw fileError(file, problem, { hint });
+  };
+  const epochs = spec.phases.reduce((a, p) => a + p.epochs, 0);
+  if (done.seeds.length !== spec.seeds.length) bad(`seeds holds ${done.seeds.length} entries, the run has ${spec.seeds.length} seeds`);
+  done.seeds.forEach((s, r) => {
+    if (s.seed !== spec.seeds[r]) bad(`seeds[${r}].seed is ${s.seed}, the run's seed ${r} is ${spec.seeds[r]}`);
+    if (s.epochs.length !== epochs) bad(`seeds[${r}].epochs holds ${s.epochs.length} entries, the run has ${epochs} epochs`);
+  });
+  return done;
+}
+
+function fromStoreCheckpoint(cp: Checkpoint, dir: string, replicas: number): { cp: TrainCheckpoint; extra: CheckpointExtra } {
+  const file = join(dir, CHECKPOINT_DIR, 'state.json');
+  const hint = 'rerun with --no-resume to start the run over';
+  const extra = checkJson(
+    file,
+    { extra: cp.extra },
+    object({
+      extra: object({
+        initial: arrayOf(initialCheck, { length: replicas }),
+        divergedAtEpoch: arrayOf(nullable(integer(1)), { length: replicas }),
+      }),
+    }),
+    { hint },
+  ).extra;
   if (cp.optimizer !== 'sgd' && cp.optimizer !== 'adam') {
-    throw new BsxError('BSX_RUN_CORRUPT', `${dir}/checkpoint: unknown optimizer '${cp.optimizer}'`);
+    throw fileError(file, `optimizer: unknown optimizer ${JSON.stringify(cp.optimizer)}`, { hint });
   }
-  return { cp: { ...cp, optimizer: cp.optimizer as OptimizerKind }, extra };
+  return { cp: { ...cp, optimizer: cp.optimizer as OptimizerKind, tensors: cp.tensors as TrainCheckpoint['tensors'] }, extra };
 }
 
 /** The final weights from the run's last checkpoint, as exports/<name>/W1.npy, b1.npy, ... */
@@ -132,7 +190,14 @@ export async function runTraining(
   const spec = normalizeSpec(specIn, data.train.count);
   const handle = await opts.store.open({ spec, data: opts.data }, { wait: opts.wait ?? false });
   try {
-    const done = await handle.finished<TrainResult>();
+    let done: TrainResult | undefined;
+    try {
+      done = await readSummary(handle, spec);
+    } catch (e) {
+      // a damaged summary: trained again when asked to start over
+      if (!(opts.resume === false && e instanceof BsxError && e.code === 'BSX_RUN_CORRUPT')) throw e;
+      await handle.discardSummary();
+    }
     if (done) {
       opts.onStatus?.({ type: 'reused', dir: handle.dir });
       const exportDir = opts.exportWeights ? await exportFinal(handle) : undefined;
@@ -141,7 +206,7 @@ export async function runTraining(
     let resume: TrainOptions['resume'];
     const saved = opts.resume === false ? undefined : await handle.loadCheckpoint();
     if (saved) {
-      const { cp, extra } = fromStoreCheckpoint(saved, handle.dir);
+      const { cp, extra } = fromStoreCheckpoint(saved, handle.dir, spec.seeds.length);
       await handle.truncateMetrics(cp.epoch);
       const rows = await handle.readMetrics();
       const seeds: SeedResult[] = spec.seeds.map((seed, r) => {
@@ -160,7 +225,7 @@ export async function runTraining(
       resume = { checkpoint: cp, seeds };
       opts.onStatus?.({ type: 'resumed', dir: handle.dir, epoch: cp.epoch });
     } else {
-      await handle.truncateMetrics(0);
+      await handle.clearMetrics();
       opts.onStatus?.({ type: 'fresh', dir: handle.dir });
     }
     const { store: _s, data: _d, resume: _r, wait: _w, exportWeights: _e, onStatus: _o, checkpointEverySeconds: _c, ...trainOpts } = opts;

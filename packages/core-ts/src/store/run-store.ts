@@ -23,6 +23,7 @@ import { decodeNpy, encodeNpy, type NpyData } from '../io/npy.js';
 import { fsyncDir, TMP_NAME_RE, tmpName, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './atomic.js';
 import { canonicalJson, specHash } from './hash.js';
 import { acquireLock, type DirLock, type LockOptions } from './lock.js';
+import { anyValue, arrayOf, integer, matching, object, oneOf, parseJsonFile, string, type Check, type CheckJsonOptions } from './validate.js';
 
 // ---------------------------------------------------------------------------
 // Keys
@@ -247,8 +248,13 @@ export function parseMetricsCsv(text: string, name: string): { rows: MetricsRow[
 // ---------------------------------------------------------------------------
 // Checkpoints
 
-export type CheckpointSlot = 'param' | 'snapshot' | 'adamM' | 'adamV';
-const SLOTS: readonly CheckpointSlot[] = ['param', 'snapshot', 'adamM', 'adamV'];
+/**
+ * The name of a tensor's slot ('param', 'snapshot', 'adamM', ...): any name that makes a file
+ * name (the trainer decides which slots a checkpoint holds).
+ */
+export type CheckpointSlot = string;
+const SLOT_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
+const slotName = matching(SLOT_RE, `a slot name (${SLOT_RE})`);
 
 export interface CheckpointTensor {
   slot: CheckpointSlot;
@@ -264,7 +270,8 @@ export interface Checkpoint {
   phase: number;
   tensors: CheckpointTensor[];
   optimizerSteps: number[];
-  optimizer: string;
+  /** The optimiser, as the trainer describes it (any JSON value, e.g. 'sgd'). */
+  optimizer: unknown;
   rng: { nextEpoch: number };
   /** Anything else JSON can carry. */
   extra?: unknown;
@@ -283,7 +290,7 @@ interface StateFile {
   format: 1;
   epoch: number;
   phase: number;
-  optimizer: string;
+  optimizer: unknown;
   optimizerSteps: number[];
   rng: { nextEpoch: number };
   extra?: unknown;
@@ -311,7 +318,8 @@ function checkCheckpoint(cp: Checkpoint): void {
   if (cp === null || typeof cp !== 'object') invalid('checkpoint must be an object');
   intField(cp.epoch, 'epoch');
   intField(cp.phase, 'phase');
-  if (typeof cp.optimizer !== 'string') invalid('checkpoint: optimizer must be a string');
+  if (cp.optimizer === undefined) invalid('checkpoint: optimizer must be given');
+  canonicalJson(cp.optimizer);
   if (!Array.isArray(cp.optimizerSteps)) invalid('checkpoint: optimizerSteps must be an array');
   cp.optimizerSteps.forEach((s, i) => intField(s, `optimizerSteps[${i}]`));
   if (cp.rng === null || typeof cp.rng !== 'object') invalid('checkpoint: rng must be an object {nextEpoch}');
@@ -321,7 +329,7 @@ function checkCheckpoint(cp: Checkpoint): void {
   const seen = new Set<string>();
   cp.tensors.forEach((t, i) => {
     const f = `checkpoint: tensors[${i}]`;
-    if (!SLOTS.includes(t.slot)) invalid(`${f}.slot must be one of ${SLOTS.join(', ')}, got ${String(t.slot)}`);
+    if (typeof t.slot !== 'string' || !SLOT_RE.test(t.slot)) invalid(`${f}.slot must be a name matching ${SLOT_RE}, got ${String(t.slot)}`);
     intField(t.index, `tensors[${i}].index`);
     const id = tensorFile(t.slot, t.index);
     if (seen.has(id)) invalid(`${f}: slot ${t.slot} index ${t.index} appears twice`);
@@ -359,7 +367,25 @@ function corrupt(file: string, problem: string, cause?: unknown): never {
   throw new BsxError('BSX_RUN_CORRUPT', `${file}: ${problem}`, { path: file, ...(cause !== undefined ? { cause } : {}) });
 }
 
-/** Reads and checks state.json of a checkpoint directory (throws BSX_RUN_CORRUPT naming it). */
+const stateCheck = object(
+  {
+    format: oneOf(1),
+    epoch: integer(0),
+    phase: integer(0),
+    optimizer: anyValue,
+    optimizerSteps: arrayOf(integer(0)),
+    rng: object({ nextEpoch: integer(0) }),
+    tensors: arrayOf(
+      object({ slot: slotName, index: integer(0), shape: arrayOf(integer(0)), dtype: oneOf('<f4'), file: string, sha256: matching(/^[0-9a-f]{64}$/, 'a SHA-256 in hex') }),
+    ),
+  },
+  { savedAt: string },
+) as Check<StateFile>;
+
+/** What the user can do about a damaged checkpoint. */
+const CHECKPOINT_HINT = 'rerun with --no-resume to start the run over';
+
+/** Reads and checks state.json of a checkpoint directory (throws BSX_RUN_CORRUPT naming it and the field). */
 async function readState(dir: string): Promise<StateFile> {
   const file = join(dir, STATE_FILE);
   let text: string;
@@ -369,30 +395,14 @@ async function readState(dir: string): Promise<StateFile> {
     if (errno(e) === 'ENOENT') corrupt(file, 'missing: the checkpoint is incomplete');
     throw e;
   }
-  let s: StateFile;
-  try {
-    s = JSON.parse(text) as StateFile;
-  } catch (e) {
-    return corrupt(file, `not valid JSON (${(e as Error).message})`, e);
-  }
-  const bad = (what: string): never => corrupt(file, what);
-  if (s === null || typeof s !== 'object' || s.format !== 1) bad('not a bsx checkpoint state (format 1)');
-  const nat = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (!nat(s.epoch) || !nat(s.phase)) bad('epoch and phase must be integers >= 0');
-  if (typeof s.optimizer !== 'string') bad('optimizer must be a string');
-  if (!Array.isArray(s.optimizerSteps) || !s.optimizerSteps.every(nat)) bad('optimizerSteps must be an array of integers >= 0');
-  if (s.rng === null || typeof s.rng !== 'object' || !nat(s.rng.nextEpoch)) bad('rng.nextEpoch must be an integer >= 0');
-  if (!Array.isArray(s.tensors)) bad('tensors must be an array');
+  const s = parseJsonFile(file, text, stateCheck, { hint: CHECKPOINT_HINT });
   const seen = new Set<string>();
   s.tensors.forEach((t, i) => {
-    if (t === null || typeof t !== 'object') bad(`tensors[${i}] must be an object`);
-    if (!SLOTS.includes(t.slot) || !nat(t.index)) bad(`tensors[${i}] has a bad slot or index`);
-    if (t.file !== tensorFile(t.slot, t.index)) bad(`tensors[${i}].file must be ${tensorFile(t.slot, t.index)}`);
-    if (seen.has(t.file)) bad(`tensors[${i}]: ${t.file} is listed twice`);
+    if (t.file !== tensorFile(t.slot, t.index)) {
+      corrupt(file, `tensors[${i}].file must be ${tensorFile(t.slot, t.index)}, got ${JSON.stringify(t.file)}; ${CHECKPOINT_HINT}`);
+    }
+    if (seen.has(t.file)) corrupt(file, `tensors[${i}]: ${t.file} is listed twice; ${CHECKPOINT_HINT}`);
     seen.add(t.file);
-    if (!Array.isArray(t.shape) || !t.shape.every(nat)) bad(`tensors[${i}].shape must be an array of integers >= 0`);
-    if (t.dtype !== '<f4') bad(`tensors[${i}].dtype must be '<f4'`);
-    if (typeof t.sha256 !== 'string') bad(`tensors[${i}].sha256 must be a string`);
   });
   return s;
 }
@@ -407,13 +417,17 @@ async function readCheckpointDir(dir: string): Promise<Checkpoint> {
     try {
       bytes = await readFile(file);
     } catch (e) {
-      if (errno(e) === 'ENOENT') corrupt(file, `missing (listed in ${STATE_FILE})`);
+      if (errno(e) === 'ENOENT') corrupt(file, `missing (listed in ${STATE_FILE}); ${CHECKPOINT_HINT}`);
       throw e;
     }
     const arr = decodeNpy(bytes, file, 'BSX_RUN_CORRUPT');
-    if (arr.dtype !== '<f4') corrupt(file, `dtype ${arr.dtype}, expected <f4`);
-    if (!sameShape(arr.shape, t.shape)) corrupt(file, `shape (${arr.shape.join(', ')}) differs from (${t.shape.join(', ')}) in ${STATE_FILE}`);
-    if (sha256(bytes) !== t.sha256) corrupt(file, `content does not match its SHA-256 in ${STATE_FILE} (the file was damaged or changed)`);
+    if (arr.dtype !== '<f4') corrupt(file, `dtype ${arr.dtype}, expected <f4; ${CHECKPOINT_HINT}`);
+    if (!sameShape(arr.shape, t.shape)) {
+      corrupt(file, `shape (${arr.shape.join(', ')}) differs from (${t.shape.join(', ')}) in ${STATE_FILE}; ${CHECKPOINT_HINT}`);
+    }
+    if (sha256(bytes) !== t.sha256) {
+      corrupt(file, `content does not match its SHA-256 in ${STATE_FILE} (the file was damaged or changed); ${CHECKPOINT_HINT}`);
+    }
     tensors.push({ slot: t.slot, index: t.index, shape: arr.shape, data: arr.data as Float32Array });
   }
   const cp: Checkpoint = {
@@ -516,6 +530,15 @@ async function removeLeftovers(dir: string): Promise<void> {
   for (const ent of exportsEntries) if (ent.isDirectory()) await sweep(join(dir, EXPORTS_DIR, ent.name));
 }
 
+const specFileCheck = object({
+  format: oneOf(1),
+  hash: string,
+  description: string,
+  spec: object({ widths: arrayOf(integer(1)), seeds: arrayOf(integer(0)), phases: arrayOf(object({})) }),
+  data: object({ name: string }),
+  createdAt: string,
+}) as unknown as Check<RunSpecFile>;
+
 async function ensureSpecFile(file: string, key: RunKey, hash: string, description: string): Promise<void> {
   let text: string;
   try {
@@ -526,19 +549,15 @@ async function ensureSpecFile(file: string, key: RunKey, hash: string, descripti
     await writeJsonAtomic(file, content);
     return;
   }
-  let j: Partial<RunSpecFile>;
-  try {
-    j = JSON.parse(text) as Partial<RunSpecFile>;
-  } catch (e) {
-    return corrupt(file, `not valid JSON (${(e as Error).message}); move the run directory away to start the run afresh`, e);
-  }
+  const hint = 'move the run directory away to start the run afresh';
+  const j = parseJsonFile(file, text, specFileCheck, { hint });
   let same = false;
   let theirs = '';
   try {
-    same = j !== null && typeof j === 'object' && canonicalJson({ spec: j.spec, data: j.data }) === canonicalJson(key);
-    theirs = describeRun(j as RunKey);
+    same = canonicalJson({ spec: j.spec, data: j.data }) === canonicalJson(key);
+    theirs = describeRun(normalizeRunKey({ spec: j.spec, data: j.data }));
   } catch {
-    // unreadable content: not the same
+    // content that is no run key: not the same
   }
   if (!same) {
     corrupt(
@@ -587,8 +606,11 @@ export class RunHandle {
     return join(this.dir, name);
   }
 
-  /** The content of summary.json if the run has finished, else undefined. */
-  finished<T = unknown>(): Promise<T | undefined> {
+  /**
+   * The content of summary.json if the run has finished, else undefined; checked with `check`
+   * when given (BSX_RUN_CORRUPT naming the file and the field, with `opts.hint` appended).
+   */
+  finished<T = unknown>(check?: Check<T>, opts: CheckJsonOptions = {}): Promise<T | undefined> {
     return this.serial(async () => {
       const file = this.path(SUMMARY_FILE);
       let text: string;
@@ -598,11 +620,16 @@ export class RunHandle {
         if (errno(e) === 'ENOENT') return undefined;
         throw e;
       }
-      try {
-        return JSON.parse(text, summaryReviver) as T;
-      } catch (e) {
-        return corrupt(file, `not valid JSON (${(e as Error).message})`, e);
-      }
+      return parseJsonFile(file, text, check ?? (anyValue as Check<T>), { ...opts, reviver: summaryReviver });
+    });
+  }
+
+  /** Removes summary.json (a damaged one, before the run is trained again). */
+  discardSummary(): Promise<void> {
+    return this.serial(async () => {
+      await unlink(this.path(SUMMARY_FILE)).catch((e: unknown) => {
+        if (errno(e) !== 'ENOENT') throw e;
+      });
     });
   }
 
@@ -623,7 +650,12 @@ export class RunHandle {
       if (errno(e) === 'ENOENT') return undefined;
       throw e;
     }
-    return parseMetricsCsv(text, file);
+    try {
+      return parseMetricsCsv(text, file);
+    } catch (e) {
+      if (e instanceof BsxError) throw new BsxError(e.code, `${e.message}; ${CHECKPOINT_HINT}`, { path: file, cause: e });
+      throw e;
+    }
   }
 
   /** The rows of metrics.csv (empty if none yet). */
@@ -650,6 +682,15 @@ export class RunHandle {
         seen.add(id);
       }
       await writeFileAtomic(this.path(METRICS_FILE), formatMetricsCsv([...(cur?.rows ?? []), ...rows], layers));
+    });
+  }
+
+  /** Removes metrics.csv (a run that starts over), readable or not. */
+  clearMetrics(): Promise<void> {
+    return this.serial(async () => {
+      await unlink(this.path(METRICS_FILE)).catch((e: unknown) => {
+        if (errno(e) !== 'ENOENT') throw e;
+      });
     });
   }
 
