@@ -288,7 +288,7 @@ describe('files read back', () => {
       [join(finished.dir, 'spec.json'), () => '{"format": 1}', readFinished, /hash is missing/],
       [join(cutDir, 'metrics.csv'), (t) => t.replace(/\n7,1,0,[^,]*,/, '\n7,1,0,lots,'), readCut, /line 2: column train_loss: "lots" is not a number/],
       [join(cutDir, 'checkpoint', 'state.json'), json((j) => ({ ...j, tensors: {} })), readCut, /tensors must be an array, got \{\}/],
-      [join(cutDir, 'checkpoint', 'state.json'), json((j) => ({ ...j, extra: { ...(j.extra as object), initial: 5 } })), readCut, /extra\.initial must be an array, got 5/],
+      [join(cutDir, 'checkpoint', 'state.json'), json(({ checksum: _c, ...j }) => ({ ...j, extra: { ...(j.extra as object), initial: 5 } })), readCut, /extra\.initial must be an array, got 5/],
       [suiteFile, json((j) => ({ ...j, ids: 42 })), () => readSuiteFile(suiteFile), /ids must be an array, got 42/],
       [suiteFile, json((j) => ({ ...j, seeds: '2' })), () => readSuiteFile(suiteFile), /seeds must be an integer >= 1, got "2"/],
       [pointFile, json((j) => ({ ...j, perTrial: 5 })), () => readGradPoint(pointFile, { b: 4, trials: 2 }), /perTrial must be an object, got 5/],
@@ -316,5 +316,81 @@ describe('files read back', () => {
     expect(again.reused).toBe(false);
     expect(numbers(again)).toEqual(numbers(finished));
     expect((await readFinished()).reused).toBe(true);
+  });
+});
+
+describe('checkpoint checks', () => {
+  it('a checkpoint that disagrees with itself or with the run is refused; an untouched one resumes to the same numbers', async () => {
+    const { cpSync, readFileSync, writeFileSync } = await import('node:fs');
+    const id = { name: 'synthetic' };
+    // sgd, then Adam: the optimiser state starts over at epoch 3
+    const s = spec({
+      phases: [
+        { epochs: 2, batchSize: 32, lr: 0.1, optimizer: 'sgd' },
+        { epochs: 2, batchSize: 16, lr: 0.01, optimizer: 'adam' },
+      ],
+    });
+    const root = mkdtempSync(join(tmpdir(), 'bsx-cp-'));
+    const ref = await runTraining(s, data, { store: new RunStore(join(root, 'ref')), data: id });
+    const cutRoot = join(root, 'cut');
+    const ac = new AbortController();
+    await expect(
+      runTraining(s, data, {
+        store: new RunStore(cutRoot),
+        data: id,
+        checkpointEverySeconds: 0,
+        signal: ac.signal,
+        onEvent: (e) => e.type === 'progress' && e.epoch === 4 && ac.abort(),
+      }),
+    ).rejects.toMatchObject({ code: 'BSX_CANCELLED' });
+    const rel = join('runs', new RunStore(cutRoot).runDir({ spec: normalizeSpec(s, 300), data: id }).split('/runs/')[1]!);
+    const state = JSON.parse(readFileSync(join(cutRoot, rel, 'checkpoint', 'state.json'), 'utf8'));
+    // after epoch 3: phase 1 (Adam), one epoch of ceil(300 / 16) = 19 Adam steps
+    expect([state.epoch, state.phase, state.rng.nextEpoch, state.optimizerSteps]).toEqual([3, 1, 4, [19, 19]]);
+
+    let n = 0;
+    const resumeEdited = async (edit: (st: Record<string, any>) => void, keepChecksum: boolean) => {
+      const copy = join(root, `edit-${n++}`);
+      cpSync(cutRoot, copy, { recursive: true });
+      const file = join(copy, rel, 'checkpoint', 'state.json');
+      const st = JSON.parse(readFileSync(file, 'utf8'));
+      if (!keepChecksum) delete st.checksum;
+      edit(st);
+      writeFileSync(file, JSON.stringify(st, null, 2));
+      const metrics = readFileSync(join(copy, rel, 'metrics.csv'), 'utf8');
+      let err: unknown;
+      let result: unknown;
+      try {
+        result = await runTraining(s, data, { store: new RunStore(copy), data: id });
+      } catch (x) {
+        err = x;
+      }
+      return { err: err as BsxError | undefined, result: result as Awaited<ReturnType<typeof runTraining>> | undefined, file, metricsKept: readFileSync(join(copy, rel, 'metrics.csv'), 'utf8') === metrics };
+    };
+    const refused = async (edit: (st: Record<string, any>) => void, keepChecksum: boolean, field: RegExp) => {
+      const r = await resumeEdited(edit, keepChecksum);
+      expect(r.err, String(field)).toBeInstanceOf(BsxError);
+      expect(r.err!.code).toBe('BSX_RUN_CORRUPT');
+      expect(r.err!.message).toContain(r.file);
+      expect(r.err!.message).toMatch(field);
+      expect(r.err!.message).toMatch(/--no-resume/);
+      expect(r.metricsKept).toBe(true);
+    };
+    // the probe's edit, on a checkpoint with its checksum
+    await refused((st) => (st.epoch = 2), true, /checksum/);
+    // and on checkpoints without one (as written before checksums): the fields are cross-checked
+    await refused((st) => (st.epoch = 2), false, /rng\.nextEpoch is 4, expected 3/);
+    await refused((st) => ((st.epoch = 2), (st.rng.nextEpoch = 3)), false, /phase is 1, but epoch 2 belongs to phase 0/);
+    await refused((st) => (st.optimizerSteps = [18, 19]), false, /optimizerSteps\[0\] is 18, expected 19/);
+    await refused((st) => (st.rng.nextEpoch = 5), false, /rng\.nextEpoch is 5, expected 4/);
+    await refused((st) => (st.phase = 0), false, /phase is 0, but epoch 3 belongs to phase 1/);
+    await refused((st) => (st.optimizer = 'sgd'), false, /optimizer is "sgd", but phase 1 uses "adam"/);
+    // untouched, with and without its checksum: resumes to the numbers of an uninterrupted run
+    for (const keep of [true, false]) {
+      const r = await resumeEdited(() => undefined, keep);
+      expect(r.err).toBeUndefined();
+      expect(r.result!.resumedFromEpoch).toBe(3);
+      expect(numbers(r.result!)).toEqual(numbers(ref));
+    }
   });
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Dataset } from '../engine/dataset.js';
 import type { OptimizerKind } from '../engine/ensemble.js';
 import { BsxError } from '../errors.js';
+import { canonicalJson } from '../store/hash.js';
 import { CHECKPOINT_DIR, SUMMARY_FILE, type Checkpoint, type MetricsRow, type RunData, type RunHandle, type RunStore } from '../store/run-store.js';
 import { arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, anyValue, string, type Check } from '../store/validate.js';
 import {
@@ -150,24 +151,75 @@ async function readSummary(handle: RunHandle, spec: Required<TrainSpec>): Promis
   return done;
 }
 
-function fromStoreCheckpoint(cp: Checkpoint, dir: string, replicas: number): { cp: TrainCheckpoint; extra: CheckpointExtra } {
+/** The kind of an optimiser (its name): the engine starts the optimiser state over when it changes. */
+function optimizerKind(o: unknown): string {
+  if (typeof o === 'string') return o;
+  if (o !== null && typeof o === 'object' && typeof (o as { name?: unknown }).name === 'string') return (o as { name: string }).name;
+  return canonicalJson(o);
+}
+
+/**
+ * Reads a run's checkpoint back and checks it against itself and the run's spec before anything
+ * is resumed from it: the next epoch of the data order follows the epoch, the phase and the
+ * optimiser are those of that epoch in the spec, each replica took the optimiser steps the spec
+ * implies (ceil(N / batch size) per epoch since the optimiser kind last changed, when its state
+ * started over), and the extra fields hold one entry per seed.
+ */
+function fromStoreCheckpoint(
+  cp: Checkpoint,
+  dir: string,
+  spec: Required<TrainSpec>,
+  trainCount: number,
+): { cp: TrainCheckpoint; extra: CheckpointExtra } {
   const file = join(dir, CHECKPOINT_DIR, 'state.json');
   const hint = 'rerun with --no-resume to start the run over';
+  const bad = (problem: string): never => {
+    throw fileError(file, problem, { hint });
+  };
+  const R = spec.seeds.length;
   const extra = checkJson(
     file,
     { extra: cp.extra },
     object({
       extra: object({
-        initial: arrayOf(initialCheck, { length: replicas }),
-        divergedAtEpoch: arrayOf(nullable(integer(1)), { length: replicas }),
+        initial: arrayOf(initialCheck, { length: R }),
+        divergedAtEpoch: arrayOf(nullable(integer(1)), { length: R }),
       }),
     }),
     { hint },
   ).extra;
-  if (cp.optimizer !== 'sgd' && cp.optimizer !== 'adam') {
-    throw fileError(file, `optimizer: unknown optimizer ${JSON.stringify(cp.optimizer)}`, { hint });
+  const phaseOf: number[] = [];
+  spec.phases.forEach((p, i) => {
+    for (let e = 0; e < p.epochs; e++) phaseOf.push(i);
+  });
+  if (cp.epoch < 1 || cp.epoch > phaseOf.length) bad(`epoch is ${cp.epoch}, the run has epochs 1 to ${phaseOf.length}`);
+  if (cp.rng.nextEpoch !== cp.epoch + 1) bad(`rng.nextEpoch is ${cp.rng.nextEpoch}, expected ${cp.epoch + 1} (the epoch after epoch ${cp.epoch})`);
+  const ph = phaseOf[cp.epoch - 1]!;
+  if (cp.phase !== ph) bad(`phase is ${cp.phase}, but epoch ${cp.epoch} belongs to phase ${ph} of the run`);
+  const opt = spec.phases[ph]!.optimizer;
+  if (canonicalJson(cp.optimizer) !== canonicalJson(opt)) {
+    bad(`optimizer is ${JSON.stringify(cp.optimizer)}, but phase ${ph} uses ${JSON.stringify(opt)}`);
   }
-  return { cp: { ...cp, optimizer: cp.optimizer as OptimizerKind, tensors: cp.tensors as TrainCheckpoint['tensors'] }, extra };
+  let steps = 0;
+  let since = 1;
+  for (let e = 1; e <= cp.epoch; e++) {
+    const p = spec.phases[phaseOf[e - 1]!]!;
+    if (e > 1 && optimizerKind(p.optimizer) !== optimizerKind(spec.phases[phaseOf[e - 2]!]!.optimizer)) {
+      steps = 0;
+      since = e;
+    }
+    steps += Math.ceil(trainCount / p.batchSize);
+  }
+  if (cp.optimizerSteps.length !== R) bad(`optimizerSteps holds ${cp.optimizerSteps.length} values, the run has ${R} seeds`);
+  cp.optimizerSteps.forEach((s, r) => {
+    if (s !== steps) {
+      bad(
+        `optimizerSteps[${r}] is ${s}, expected ${steps} (ceil(${trainCount} / batch size) steps in each of epochs ${since} to ${cp.epoch}, ` +
+          `since the optimiser became ${optimizerKind(opt)})`,
+      );
+    }
+  });
+  return { cp: { ...cp, optimizer: opt, tensors: cp.tensors as TrainCheckpoint['tensors'] }, extra };
 }
 
 /** The final weights from the run's last checkpoint, as exports/<name>/W1.npy, b1.npy, ... */
@@ -206,7 +258,7 @@ export async function runTraining(
     let resume: TrainOptions['resume'];
     const saved = opts.resume === false ? undefined : await handle.loadCheckpoint();
     if (saved) {
-      const { cp, extra } = fromStoreCheckpoint(saved, handle.dir, spec.seeds.length);
+      const { cp, extra } = fromStoreCheckpoint(saved, handle.dir, spec, data.train.count);
       await handle.truncateMetrics(cp.epoch);
       const rows = await handle.readMetrics();
       const seeds: SeedResult[] = spec.seeds.map((seed, r) => {

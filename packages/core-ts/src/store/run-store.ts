@@ -296,6 +296,16 @@ interface StateFile {
   extra?: unknown;
   savedAt: string;
   tensors: StateTensor[];
+  /**
+   * SHA-256 of the canonical JSON of every other field (which include each tensor file's
+   * SHA-256): the whole checkpoint is checked by it. Absent in checkpoints of earlier versions.
+   */
+  checksum?: string;
+}
+
+/** The checksum of a state.json's content (without its checksum field), as it reads back. */
+function stateChecksum(state: Omit<StateFile, 'checksum'>): string {
+  return createHash('sha256').update(canonicalJson(JSON.parse(JSON.stringify(state))), 'utf8').digest('hex');
 }
 
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -379,7 +389,7 @@ const stateCheck = object(
       object({ slot: slotName, index: integer(0), shape: arrayOf(integer(0)), dtype: oneOf('<f4'), file: string, sha256: matching(/^[0-9a-f]{64}$/, 'a SHA-256 in hex') }),
     ),
   },
-  { savedAt: string },
+  { savedAt: string, checksum: matching(/^[0-9a-f]{64}$/, 'a SHA-256 in hex') },
 ) as Check<StateFile>;
 
 /** What the user can do about a damaged checkpoint. */
@@ -396,6 +406,12 @@ async function readState(dir: string): Promise<StateFile> {
     throw e;
   }
   const s = parseJsonFile(file, text, stateCheck, { hint: CHECKPOINT_HINT });
+  if (s.checksum !== undefined) {
+    const { checksum, ...rest } = s;
+    if (stateChecksum(rest) !== checksum) {
+      corrupt(file, `checksum does not match the content (a field was edited or the file damaged); ${CHECKPOINT_HINT}`);
+    }
+  }
   const seen = new Set<string>();
   s.tensors.forEach((t, i) => {
     if (t.file !== tensorFile(t.slot, t.index)) {
@@ -726,7 +742,7 @@ export class RunHandle {
           await writeFileDurable(join(tmp, file), bytes);
           tensors.push({ slot: t.slot, index: t.index, shape: [...t.shape], dtype: '<f4', file, sha256: sha256(bytes) });
         }
-        const state: StateFile = {
+        const state: Omit<StateFile, 'checksum'> = {
           format: 1,
           epoch: cp.epoch,
           phase: cp.phase,
@@ -737,7 +753,8 @@ export class RunHandle {
           savedAt: new Date().toISOString(),
           tensors,
         };
-        await writeFileDurable(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+        const withChecksum: StateFile = { ...state, checksum: stateChecksum(state) };
+        await writeFileDurable(join(tmp, STATE_FILE), `${JSON.stringify(withChecksum, null, 2)}\n`);
         await fsyncDir(tmp);
       } catch (e) {
         await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
