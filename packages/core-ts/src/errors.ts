@@ -8,7 +8,9 @@ export type BsxErrorCode =
   | 'BSX_DEVICE_UNAVAILABLE'
   | 'BSX_RUN_LOCKED'
   | 'BSX_RUN_CORRUPT'
-  | 'BSX_CANCELLED';
+  | 'BSX_CANCELLED'
+  /** The request needs more memory than the machine has (estimated before anything is allocated). */
+  | 'BSX_TOO_LARGE';
 
 export class BsxError extends Error {
   readonly code: BsxErrorCode;

@@ -6,6 +6,7 @@ export {
   IDX_TYPE_CODES,
   parseIdx,
   readIdx,
+  readIdxHeader,
   readIdxSync,
   type IdxArray,
   type IdxArrayOf,
