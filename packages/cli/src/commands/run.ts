@@ -106,6 +106,7 @@ export async function runCommand(ids: string[], opts: RunCommandOptions): Promis
     ...(opts.data !== undefined ? { data: opts.data } : {}),
     ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
     ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+    store: out,
   });
   const suiteFile: SuiteFile = {
     format: 1,
@@ -182,6 +183,7 @@ export async function reportCommand(dir: string, opts: { json?: boolean }): Prom
     ...(suite.data !== undefined ? { data: suite.data } : {}),
     ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
     ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+    store: out,
   });
   const res = await runSuite(data, { findings, profile, seeds: suite.seeds, backend: suite.backend, storeDir: out, readOnly: true });
   const files = await writeOutputs(out, profile, suite.seeds, suite.backend, res.findings);

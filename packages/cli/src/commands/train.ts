@@ -63,7 +63,7 @@ export async function trainCommand(opts: TrainCommandOptions): Promise<void> {
   const phases = phasesOf(opts);
   const device = resolveDevice(opts.device);
   if (device.note && !opts.json) process.stderr.write(`bsx: ${device.note}\n`);
-  const data = await loadData(opts);
+  const data = await loadData({ ...opts, store: resolve(opts.out) });
   const seeds = Array.from({ length: opts.seeds }, (_, i) => opts.seed + i);
   const spec = { seeds, phases };
   const store = new RunStore(resolve(opts.out));

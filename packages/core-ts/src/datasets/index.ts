@@ -31,3 +31,4 @@ export {
   type MnistData,
   type Split,
 } from './mnist.js';
+export { FINGERPRINT_CACHE_FILE, fingerprintFiles, type FingerprintOptions } from './fingerprint.js';

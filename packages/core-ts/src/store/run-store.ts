@@ -1,5 +1,6 @@
 // The run store: one directory per training run, named by the hash of the run's key (the
-// normalised TrainSpec and the identity of its data), laid out for a person to browse:
+// normalised TrainSpec and the identity of its data: its name, limits and the fingerprint of
+// the files' content), laid out for a person to browse:
 //
 //   <root>/runs/<specHash(key)>/
 //     spec.json      the key, its hash and a one-line description ("b1024x1@0.01 -> b64x30@0.01, sgd, seeds 0,1, ...")
@@ -33,6 +34,11 @@ export interface RunData {
   name: string;
   trainLimit?: number;
   testLimit?: number;
+  /**
+   * The content of the data files (fingerprintFiles: SHA-256 of each file's bytes), so that a
+   * run is not reused once the files in the same folder have changed.
+   */
+  fingerprint?: string;
 }
 
 /** What identifies a run: a normalised spec (widths given) and its data. */
@@ -76,6 +82,9 @@ export function normalizeRunKey(key: RunKey): RunKey {
   if (!Array.isArray(spec.seeds) || !Array.isArray(spec.phases)) invalid('run key: spec.seeds and spec.phases must be arrays');
   if (data === null || typeof data !== 'object') invalid('run key: data must be an object {name, trainLimit?, testLimit?}');
   if (typeof data.name !== 'string' || data.name === '') invalid('run key: data.name must be a non-empty string');
+  if (data.fingerprint !== undefined && (typeof data.fingerprint !== 'string' || data.fingerprint === '')) {
+    invalid('run key: data.fingerprint must be a non-empty string');
+  }
   for (const f of ['trainLimit', 'testLimit'] as const) {
     const v = data[f];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) invalid(`run key: data.${f} must be a positive integer, got ${String(v)}`);
