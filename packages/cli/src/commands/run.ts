@@ -13,6 +13,8 @@ import {
   resolveDevice,
   resolveProfile,
   SUITE_FILE,
+  checkSuiteMemory,
+  peekMnist,
   readSuiteFile,
   runSuite,
   version,
@@ -102,6 +104,21 @@ export async function runCommand(ids: string[], opts: RunCommandOptions): Promis
   const seeds = opts.seeds ?? profile.seeds;
   const out = resolve(opts.out);
   say(`bsx: profile ${profile.name} (${profile.note}); ${seeds} seeds per run; results in ${out}`);
+  // the memory of the largest run or study, from the files' headers, before anything is written
+  const sizes = await peekMnist({
+    ...(opts.data !== undefined ? { dir: opts.data } : {}),
+    ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
+    ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+  });
+  checkSuiteMemory({
+    findings,
+    profile,
+    seeds,
+    backend: device.kind,
+    ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}),
+    trainCount: sizes.train.count,
+    testCount: sizes.test.count,
+  });
   const data = await loadData({
     ...(opts.data !== undefined ? { data: opts.data } : {}),
     ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
@@ -178,6 +195,19 @@ export async function reportCommand(dir: string, opts: { json?: boolean }): Prom
     findings = selectFindings(suite.ids);
   } catch (err) {
     throw new BsxError('BSX_RUN_CORRUPT', `${file}: ids: ${(err as Error).message}`, { path: file, cause: err });
+  }
+  const sizes = await peekMnist({
+    ...(suite.data !== undefined ? { dir: suite.data } : {}),
+    ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
+    ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+  });
+  try {
+    checkSuiteMemory({ findings, profile, seeds: suite.seeds, backend: suite.backend, trainCount: sizes.train.count, testCount: sizes.test.count });
+  } catch (err) {
+    if (err instanceof BsxError && err.code === 'BSX_TOO_LARGE') {
+      throw new BsxError('BSX_TOO_LARGE', `${file}: seeds ${suite.seeds}: ${err.message}`, { path: file, cause: err });
+    }
+    throw err;
   }
   const data = await loadData({
     ...(suite.data !== undefined ? { data: suite.data } : {}),

@@ -25,6 +25,7 @@ export {
   loadMnistSync,
   mnistDir,
   normalize,
+  peekMnist,
   type LabeledImages,
   type LoadImageDatasetOptions,
   type LoadMnistOptions,

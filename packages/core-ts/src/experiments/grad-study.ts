@@ -19,6 +19,7 @@ import { RunStore, type RunData } from '../store/run-store.js';
 import { histogram, signedLogEdges, summarize, type Histogram, type Summary } from '../stats/descriptive.js';
 import { estimateNoiseScale, type NoiseScaleEstimate } from '../stats/noise-scale.js';
 import { fitPowerLaw, type PowerLawFit } from '../stats/regression.js';
+import { checkMemory, estimateGradStudyMemory } from './memory.js';
 import { runTraining } from './run.js';
 
 export const DEFAULT_BATCH_SIZES: readonly number[] = Object.freeze([1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256, 512, 1024]);
@@ -218,6 +219,21 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
   const ensembleFor = (R: number): Ensemble => {
     let e = ensembles.get(R);
     if (!e) {
+      // before the first ensemble: saved points (loadPoint) need none
+      if (ensembles.size === 0) {
+        checkMemory(
+          estimateGradStudyMemory({
+            chunk,
+            trials,
+            batchSizes,
+            samplesPerTrial: k,
+            widths,
+            trainCount: data.count,
+            backend: opts.backend ?? 'cpu',
+            exportS: opts.exportDir !== undefined,
+          }),
+        );
+      }
       e = new Ensemble({ replicas: R, widths, backend: opts.backend ?? 'cpu' });
       e.init(Array.from({ length: R }, (_, i) => i));
       spec.regime.tensors.forEach((t, i) => e!.setTensorBroadcast(i, t, 'snapshot'));

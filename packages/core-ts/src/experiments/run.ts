@@ -8,6 +8,7 @@ import type { OptimizerKind } from '../engine/ensemble.js';
 import { BsxError } from '../errors.js';
 import { canonicalJson } from '../store/hash.js';
 import { CHECKPOINT_DIR, SUMMARY_FILE, type Checkpoint, type MetricsRow, type RunData, type RunHandle, type RunStore } from '../store/run-store.js';
+import { checkMemory, estimateTrainingMemory } from './memory.js';
 import { arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, anyValue, string, type Check } from '../store/validate.js';
 import {
   normalizeSpec,
@@ -240,6 +241,18 @@ export async function runTraining(
   opts: StoredRunOptions,
 ): Promise<StoredRunResult> {
   const spec = normalizeSpec(specIn, data.train.count);
+  // before anything is written or allocated
+  checkMemory(
+    estimateTrainingMemory({
+      replicas: spec.seeds.length,
+      widths: spec.widths,
+      phases: spec.phases,
+      trainCount: data.train.count,
+      testCount: data.test.count,
+      backend: opts.backend ?? 'cpu',
+      checkpoints: true,
+    }),
+  );
   const handle = await opts.store.open({ spec, data: opts.data }, { wait: opts.wait ?? false });
   try {
     let done: TrainResult | undefined;

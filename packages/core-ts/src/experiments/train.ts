@@ -7,6 +7,7 @@ import { Dataset } from '../engine/dataset.js';
 import { DEFAULT_WIDTHS, Ensemble, type OptimizerKind } from '../engine/ensemble.js';
 import { BsxError } from '../errors.js';
 import { epochPermutation } from '../rng/philox.js';
+import { checkMemory, estimateTrainingMemory } from './memory.js';
 import { weightMetrics, type WeightMetrics } from './metrics.js';
 
 export interface Phase {
@@ -198,7 +199,9 @@ export async function train(
   const spec = normalizeSpec(specIn, data.train.count);
   const R = spec.seeds.length;
   const N = data.train.count;
-  const ens = new Ensemble({ replicas: R, widths: spec.widths, backend: opts.backend ?? 'cpu' });
+  const backend = opts.backend ?? 'cpu';
+  checkMemory(estimateTrainingMemory({ replicas: R, widths: spec.widths, phases: spec.phases, trainCount: N, testCount: data.test.count, backend }));
+  const ens = new Ensemble({ replicas: R, widths: spec.widths, backend });
   ens.init(spec.seeds);
   ens.snapshot();
 

@@ -14,6 +14,7 @@ import {
   type GradStudyResult,
   type RegimeModel,
 } from '../experiments/grad-study.js';
+import { checkMemory, estimateGradStudyMemory, estimateTrainingMemory, type MemoryEstimate } from '../experiments/memory.js';
 import { runTraining, type StoredRunResult } from '../experiments/run.js';
 import { normalizeSpec, type TrainEvent } from '../experiments/train.js';
 import { writeJsonAtomic } from '../store/atomic.js';
@@ -295,23 +296,93 @@ async function regimeFromRun(store: RunStore, run: CatalogRun, data: SuiteData, 
   }
 }
 
+/** The runs and gradient studies the findings need. */
+function suiteNeeds(findings: readonly Finding[], p: Profile): { runKeys: Set<SuiteRunKey>; regimes: Set<RegimeKey> } {
+  const runKeys = new Set<SuiteRunKey>();
+  const regimes = new Set<RegimeKey>();
+  for (const f of findings) {
+    f.runs(p).forEach((k) => runKeys.add(k));
+    (f.gradStudies ?? []).forEach((r) => regimes.add(r));
+  }
+  if (regimes.has('early')) runKeys.add('regime-early');
+  if (regimes.has('late')) runKeys.add('b1024');
+  return { runKeys, regimes };
+}
+
+/** Gradient trials run at once by default: 250 on a GPU, 32 on a CPU. */
+export function defaultSuiteChunk(backend: 'cpu' | 'cuda'): number {
+  return backend === 'cuda' ? 250 : 32;
+}
+
+export interface SuiteSize {
+  findings: readonly Finding[];
+  profile: Profile;
+  seeds: number;
+  backend: 'cpu' | 'cuda';
+  chunk?: number;
+  /** Training and test samples (after the profile's limits). */
+  trainCount: number;
+  testCount: number;
+}
+
+/** The memory estimate of every run and gradient study of a suite, largest first (nothing is built for the seeds). */
+export function estimateSuiteMemory(s: SuiteSize): MemoryEstimate[] {
+  const p = s.profile;
+  const chunk = s.chunk ?? defaultSuiteChunk(s.backend);
+  const { runKeys, regimes } = suiteNeeds(s.findings, p);
+  const out: MemoryEstimate[] = [];
+  // runs of two seeds tell which runs take every seed (the others keep their own)
+  for (const run of catalog(p, 2).values()) {
+    if (!runKeys.has(run.key)) continue;
+    const replicas = run.spec.seeds.length === 2 ? s.seeds : run.spec.seeds.length;
+    const widths = run.spec.widths ?? [784, 1024, 1024, 10];
+    out.push(
+      estimateTrainingMemory({
+        replicas,
+        widths,
+        phases: run.spec.phases,
+        trainCount: s.trainCount,
+        testCount: s.testCount,
+        backend: s.backend,
+        checkpoints: true,
+        what: `the run ${run.label} with ${replicas} seed${replicas === 1 ? '' : 's'} of ${widths.join('-')}`,
+      }),
+    );
+  }
+  if (regimes.size > 0) {
+    out.push(
+      estimateGradStudyMemory({
+        chunk,
+        trials: p.trials,
+        batchSizes: p.batchSizes,
+        samplesPerTrial: 1024,
+        trainCount: s.trainCount,
+        backend: s.backend,
+        what: `the gradient study with ${Math.min(chunk, p.trials)} trials at once`,
+      }),
+    );
+  }
+  return out.sort((a, z) => z.host + z.device - (a.host + a.device));
+}
+
+/** Refuses (BSX_TOO_LARGE) a suite whose largest run or study does not fit this machine. */
+export function checkSuiteMemory(s: SuiteSize): void {
+  for (const e of estimateSuiteMemory(s)) checkMemory(e);
+}
+
 /** Plans, runs what is missing and analyses the chosen findings. */
 export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<SuiteResult> {
   const t0 = performance.now();
   const p = opts.profile;
   const seeds = opts.seeds ?? p.seeds;
   const backend = opts.backend ?? 'cpu';
-  const chunk = opts.chunk ?? (backend === 'cuda' ? 250 : 32);
+  const chunk = opts.chunk ?? defaultSuiteChunk(backend);
+  if (!Number.isSafeInteger(seeds) || seeds < 1) throw new BsxError('BSX_INVALID_ARGUMENT', `suite: seeds must be a positive integer, got ${seeds}`);
+  if (!Number.isSafeInteger(chunk) || chunk < 1) throw new BsxError('BSX_INVALID_ARGUMENT', `suite: chunk must be a positive integer, got ${chunk}`);
+  checkSuiteMemory({ findings: opts.findings, profile: p, seeds, backend, chunk, trainCount: data.train.count, testCount: data.test.count });
   const cat = catalog(p, seeds, opts.firstSeed ?? 0);
   const store = new RunStore(opts.storeDir);
-  const runKeys = new Set<SuiteRunKey>();
-  const regimes = new Set<RegimeKey>();
-  for (const f of opts.findings) {
-    f.runs(p).forEach((k) => runKeys.add(k));
-    (f.gradStudies ?? []).forEach((r) => regimes.add(r));
-  }
-  if (regimes.has('early')) runKeys.add('regime-early');
-  if (regimes.has('late')) runKeys.add('b1024');
+  const { runKeys, regimes } = suiteNeeds(opts.findings, p);
   const runList = [...cat.values()].filter((r) => runKeys.has(r.key));
 
   // where the gradient studies keep their points
