@@ -9,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 
 const BSX = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'bsx.js');
 
-function bsx(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BSX, ...args], { encoding: 'utf8', timeout: 300_000 });
+function bsx(args: string[], cwd?: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BSX, ...args], { encoding: 'utf8', timeout: 300_000, ...(cwd !== undefined ? { cwd } : {}) });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -128,7 +128,7 @@ describe('bsx train: run identity', () => {
 describe('bsx: sizes', () => {
   it('refuses a request larger than the machine before any work, naming the estimate; a normal one passes', () => {
     const P = 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10; // parameters per replica
-    const units: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
+    const units: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
     const out = mkdtempSync(join(tmpdir(), 'bsx-size-'));
     // --seeds 2000, or more where the parameters, their snapshot and the gradients fit: refused
     const k = Math.max(2000, Math.ceil(totalmem() / (3 * P * 4)) + 1);
@@ -138,7 +138,7 @@ describe('bsx: sizes', () => {
       const ms = Date.now() - t0;
       expect(r.code, r.stderr).toBe(1);
       const m = new RegExp(
-        `^bsx: train: ${seeds} replicas of 784-1024-1024-10 need about [\\d.]+ [kMGTP]B \\(.*parameters ([\\d.]+) ([kMGTP])B.*\\); this machine has [\\d.]+ GB of memory \\([\\d.]+ [kMG]B free\\)$`,
+        `^bsx: train: ${seeds} replicas of 784-1024-1024-10 need about [\\d.]+ [kMGTPE]B \\(.*parameters ([\\d.]+) ([kMGTPE])B.*\\); this machine has [\\d.]+ GB of memory \\([\\d.]+ [kMG]B free\\)$`,
       ).exec(r.stderr.trim());
       expect(m, r.stderr).not.toBeNull();
       expect(Math.abs((Number(m![1]) * units[m![2]!]!) / (seeds * P * 4) - 1)).toBeLessThan(0.01);
@@ -193,5 +193,73 @@ describe('bsx grad-study', () => {
     const r = bsx(['grad-study', '--batch-sizes', '1,x']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/--batch-sizes must be a comma-separated list of positive integers/);
+  });
+});
+
+describe('bsx: command-line slips', () => {
+  const SMALL = ['--train-limit', '100', '--test-limit', '10', '--batch-size', '50', '--device', 'cpu'];
+
+  it('refuses an empty path, writing nothing into the current folder', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'bsx-cwd-'));
+    for (const args of [['train', ...SMALL, '--out', ''], ['grad-study', '--export', ''], ['report', '']]) {
+      const r = bsx(args, cwd);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(/(--out|--data|--export|dir) must be a non-empty path/);
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it('refuses extra positional arguments on every command', () => {
+    const out = mkdtempSync(join(tmpdir(), 'bsx-extra-'));
+    for (const args of [['info', 'extra'], ['train', 'extra', ...SMALL, '--out', out], ['report', out, 'extra']]) {
+      const r = bsx(args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(/too many arguments/);
+    }
+    expect(readdirSync(out)).toEqual([]);
+  });
+
+  it('reads numbers in decimal and exponent notation only', () => {
+    for (const [opt, v] of [['--lr', '0x10'], ['--lr', 'Infinity'], ['--seeds', '0b10']]) {
+      const r = bsx(['train', ...SMALL, opt, v]);
+      expect(r.code, `${opt} ${v}`).toBe(1);
+      expect(r.stderr).toContain(`${opt} must be`);
+      expect(r.stderr).toContain(`got '${v}'`);
+    }
+    const g = bsx(['grad-study', '--batch-sizes', '1,0x10']);
+    expect(g.code).toBe(1);
+    expect(g.stderr).toMatch(/--batch-sizes must be a comma-separated list of positive integers, got '1,0x10'/);
+    const out = mkdtempSync(join(tmpdir(), 'bsx-num-'));
+    const ok = bsx(['train', '--lr', '1e-2', '--batch-size', '5e1', '--train-limit', '1e2', '--test-limit', '10', '--device', 'cpu', '--out', out, '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout).spec.phases).toEqual([{ epochs: 1, batchSize: 50, lr: 0.01, optimizer: 'sgd' }]);
+  });
+
+  it('grad-study checks every option before training the regime model', () => {
+    const out = mkdtempSync(join(tmpdir(), 'bsx-gradopt-'));
+    const file = join(out, 'a-file');
+    writeFileSync(file, 'x');
+    const cases: [string[], RegExp][] = [
+      [['--batch-sizes', '16,2048'], /batchSizes\[1\] must be an integer in \[1, 1024\] \(the samples per trial\), got 2048/],
+      [['--samples-per-trial', '2000'], /samplesPerTrial must be an integer in \[1, 1500\] \(the training samples\), got 2000/],
+      [['--export', file], /--export .*a-file is not a directory/],
+    ];
+    for (const [args, re] of cases) {
+      const r = bsx(['grad-study', '--train-limit', '1500', '--trials', '2', '--device', 'cpu', '--out', out, ...args]);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(re);
+      expect(readdirSync(out), 'nothing trained or written').toEqual(['a-file']);
+    }
+  });
+
+  it('a refused bsx run leaves suite.json as it was', () => {
+    const out = mkdtempSync(join(tmpdir(), 'bsx-suitefile-'));
+    const text = `${JSON.stringify({ format: 1, bsx: '0.1.0', profile: 'smoke', seeds: 2, ids: ['F1'], backend: 'cpu', createdAt: 'then' }, null, 2)}\n`;
+    writeFileSync(join(out, 'suite.json'), text);
+    const r = bsx(['run', 'F1', '--profile', 'smoke', '--seeds', '100000', '--device', 'cpu', '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/with 100000 seeds of 784-1024-1024-10 need about .*; this machine has/);
+    expect(readFileSync(join(out, 'suite.json'), 'utf8')).toBe(text);
+    expect(readdirSync(out)).toEqual(['suite.json']);
   });
 });

@@ -71,6 +71,7 @@ export function machineMemory(backend: 'cpu' | 'cuda' = 'cpu'): MachineMemory {
 /** Bytes as text: "14.9 GB", "480.0 MB". */
 export function formatBytes(bytes: number): string {
   const units: [number, string][] = [
+    [1e18, 'EB'],
     [1e15, 'PB'],
     [1e12, 'TB'],
     [1e9, 'GB'],
