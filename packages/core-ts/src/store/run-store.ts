@@ -24,7 +24,19 @@ import { decodeNpy, encodeNpy, type NpyData } from '../io/npy.js';
 import { fsyncDir, TMP_NAME_RE, tmpName, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './atomic.js';
 import { canonicalJson, specHash } from './hash.js';
 import { acquireLock, type DirLock, type LockOptions } from './lock.js';
-import { anyValue, arrayOf, integer, matching, object, oneOf, parseJsonFile, string, type Check, type CheckJsonOptions } from './validate.js';
+import {
+  anyValue,
+  arrayOf,
+  integer,
+  matching,
+  nonEmptyString,
+  object,
+  oneOf,
+  parseJsonFile,
+  string,
+  type Check,
+  type CheckJsonOptions,
+} from './validate.js';
 
 // ---------------------------------------------------------------------------
 // Keys
@@ -258,12 +270,10 @@ export function parseMetricsCsv(text: string, name: string): { rows: MetricsRow[
 // Checkpoints
 
 /**
- * The name of a tensor's slot ('param', 'snapshot', 'adamM', ...): any name that makes a file
- * name (the trainer decides which slots a checkpoint holds).
+ * The name of a tensor's slot ('param', 'snapshot', 'adamM', ...): any non-empty string (the
+ * trainer decides which slots a checkpoint holds; the store only keeps them).
  */
 export type CheckpointSlot = string;
-const SLOT_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
-const slotName = matching(SLOT_RE, `a slot name (${SLOT_RE})`);
 
 export interface CheckpointTensor {
   slot: CheckpointSlot;
@@ -322,8 +332,9 @@ const STATE_FILE = 'state.json';
 /** checkpoint.tmp-<pid>-<hex> (being written or abandoned) and checkpoint.old-<pid>-<hex> (being replaced). */
 const CHECKPOINT_SIDE_RE = /^checkpoint\.(tmp|old)-\d+-[0-9a-f]+$/;
 
+/** The file of a tensor: <slot>-<index>.npy, the slot percent-encoded where it is not a plain name. */
 function tensorFile(slot: string, index: number): string {
-  return `${slot}-${index}.npy`;
+  return `${encodeURIComponent(slot)}-${index}.npy`;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -348,7 +359,7 @@ function checkCheckpoint(cp: Checkpoint): void {
   const seen = new Set<string>();
   cp.tensors.forEach((t, i) => {
     const f = `checkpoint: tensors[${i}]`;
-    if (typeof t.slot !== 'string' || !SLOT_RE.test(t.slot)) invalid(`${f}.slot must be a name matching ${SLOT_RE}, got ${String(t.slot)}`);
+    if (typeof t.slot !== 'string' || t.slot === '') invalid(`${f}.slot must be a non-empty string, got ${String(t.slot)}`);
     intField(t.index, `tensors[${i}].index`);
     const id = tensorFile(t.slot, t.index);
     if (seen.has(id)) invalid(`${f}: slot ${t.slot} index ${t.index} appears twice`);
@@ -395,7 +406,7 @@ const stateCheck = object(
     optimizerSteps: arrayOf(integer(0)),
     rng: object({ nextEpoch: integer(0) }),
     tensors: arrayOf(
-      object({ slot: slotName, index: integer(0), shape: arrayOf(integer(0)), dtype: oneOf('<f4'), file: string, sha256: matching(/^[0-9a-f]{64}$/, 'a SHA-256 in hex') }),
+      object({ slot: nonEmptyString, index: integer(0), shape: arrayOf(integer(0)), dtype: oneOf('<f4'), file: string, sha256: matching(/^[0-9a-f]{64}$/, 'a SHA-256 in hex') }),
     ),
   },
   { savedAt: string, checksum: matching(/^[0-9a-f]{64}$/, 'a SHA-256 in hex') },
