@@ -4,12 +4,11 @@
 
 import { join } from 'node:path';
 import type { Dataset } from '../engine/dataset.js';
-import type { OptimizerKind } from '../engine/ensemble.js';
 import { BsxError } from '../errors.js';
 import { canonicalJson } from '../store/hash.js';
 import { CHECKPOINT_DIR, SUMMARY_FILE, type Checkpoint, type MetricsRow, type RunData, type RunHandle, type RunStore } from '../store/run-store.js';
+import { anyValue, arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, string, type Check } from '../store/validate.js';
 import { checkMemory, estimateTrainingMemory } from './memory.js';
-import { arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, anyValue, string, type Check } from '../store/validate.js';
 import {
   normalizeSpec,
   train,
