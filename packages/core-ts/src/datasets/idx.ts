@@ -297,6 +297,16 @@ function gzipHeader(bytes: Uint8Array, name: string, compressed = bytes.length):
   throw corrupt(name, `corrupt gzip: its first ${HEADER_PREFIXES[HEADER_PREFIXES.length - 1]} bytes do not decompress to an IDX header`);
 }
 
+/**
+ * A gzip file far larger than the data its header declares is not a gzip of that data (gzip
+ * adds a few bytes per 64 KiB block at worst): refused before it is read into memory.
+ */
+function checkCompressedSize(h: Header, name: string, size: number): void {
+  if (size > 2 * h.expected + (1 << 20)) {
+    throw corrupt(name, `corrupt gzip: ${size} bytes of gzip data for the ${h.expected} bytes its header declares (shape ${h.shapeText})`);
+  }
+}
+
 function expandsPast(h: Header, name: string): BsxError {
   return corrupt(
     name,
@@ -414,9 +424,13 @@ export async function readIdx(path: string): Promise<IdxArray> {
     await readFullyAsync(fh, head, 0, path);
     if (isGzip(head, path)) {
       checkGzipMagic(head, path);
+      const prefix = new Uint8Array(Math.min(st.size, HEADER_PREFIXES[HEADER_PREFIXES.length - 1]!));
+      await readFullyAsync(fh, prefix, 0, path);
+      const h = gzipHeader(prefix, path, st.size);
+      checkCompressedSize(h, path, st.size);
       const bytes = new Uint8Array(st.size);
       await readFullyAsync(fh, bytes, 0, path);
-      return parseRaw(await gunzipCapped(bytes, gzipHeader(bytes, path), path), path, true);
+      return parseRaw(await gunzipCapped(bytes, h, path), path, true);
     }
     const h = parseHeader(head, path, true)!;
     checkPlainSize(h, path, st.size);
@@ -444,9 +458,13 @@ export function readIdxSync(path: string): IdxArray {
     readFullySync(fd, head, 0, path);
     if (isGzip(head, path)) {
       checkGzipMagic(head, path);
+      const prefix = new Uint8Array(Math.min(st.size, HEADER_PREFIXES[HEADER_PREFIXES.length - 1]!));
+      readFullySync(fd, prefix, 0, path);
+      const h = gzipHeader(prefix, path, st.size);
+      checkCompressedSize(h, path, st.size);
       const bytes = new Uint8Array(st.size);
       readFullySync(fd, bytes, 0, path);
-      return parseRaw(gunzipCappedSync(bytes, gzipHeader(bytes, path), path), path, true);
+      return parseRaw(gunzipCappedSync(bytes, h, path), path, true);
     }
     const h = parseHeader(head, path, true)!;
     checkPlainSize(h, path, st.size);
