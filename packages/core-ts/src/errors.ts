@@ -15,6 +15,7 @@ export type BsxErrorCode =
   | 'BSX_INVALID_STATE'
   | 'BSX_BUSY'
   | 'BSX_DISPOSED'
+  /** The request needs more memory than the machine has (estimated before anything is allocated). */
   | 'BSX_TOO_LARGE'
   | 'BSX_NATIVE';
 

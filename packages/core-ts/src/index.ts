@@ -13,6 +13,7 @@ export * from './experiments/metrics.js';
 export * from './experiments/train.js';
 export * from './experiments/phases.js';
 export * from './experiments/run.js';
+export * from './experiments/memory.js';
 export * from './store/index.js';
 export * from './stats/index.js';
 export * from './experiments/grad-study.js';

@@ -253,6 +253,31 @@ describe('IDX reader: broken files', () => {
     await expectReadError(plain, 'BSX_DATA_CORRUPT', 'corrupt gzip', 'gzip magic 1f 8b', 'found 00 00');
   });
 
+  it('stops a gzip bomb at the size its header declares, and refuses an absurd declared size before decompressing', async () => {
+    // 5 GiB of zeros behind a valid header: a member with the header and 4 MiB of zeros, then a
+    // 4 MiB member of zeros again and again (gunzip reads on from member to member)
+    const zeros = new Uint8Array(4 << 20);
+    const body = gzipSync(zeros, { level: 9 });
+    const bomb = (shape: number[]) => Buffer.concat([gzipSync(Buffer.concat([idx(0x08, shape, []), zeros]), { level: 9 }), ...new Array<Buffer>(1280).fill(body)]);
+    const before = process.resourceUsage().maxRSS * 1024;
+    // 3000 images of 28x28 declared (2352016 bytes): decompression stops there
+    const capped = bomb([3000, 28, 28]);
+    expect(capped.length).toBeLessThan(6e6);
+    const path = file('bomb-idx3-ubyte.gz', capped);
+    await expectReadError(path, 'BSX_DATA_CORRUPT', 'expands past its declared size', '[3000, 28, 28]', '2352016 bytes');
+    await expectBsx(() => parseIdx(capped, 'bomb.gz'), 'BSX_DATA_CORRUPT', 'bomb.gz', 'expands past its declared size');
+    // 10 images declared (7856 bytes): 5 MB of gzip data cannot be that; refused from the header
+    const small = file('small-idx3-ubyte.gz', bomb([10, 28, 28]));
+    await expectReadError(small, 'BSX_DATA_CORRUPT', 'corrupt gzip', 'for the 7856 bytes its header declares');
+    // 2^31 images: 1.7 TB declared, more than 5 MB of gzip data can hold; refused from the header
+    const huge = file('huge-idx3-ubyte.gz', bomb([2 ** 31, 28, 28]));
+    await expectReadError(huge, 'BSX_DATA_CORRUPT', '[2147483648, 28, 28]', '1683627180048 bytes', 'at most 1032 times');
+    const plain = file('huge-idx3-ubyte', idx(0x08, [2 ** 31, 28, 28], u8(100)));
+    await expectReadError(plain, 'BSX_DATA_CORRUPT', 'truncated', 'expected 1683627180048 bytes', 'found 116');
+    // the peak memory of the process stayed far below what the bombs expand to
+    expect(process.resourceUsage().maxRSS * 1024 - before).toBeLessThan(256 << 20);
+  });
+
   it('names the buffer in parseIdx errors', async () => {
     await expectBsx(() => parseIdx(Uint8Array.of(9, 9, 9, 9), 'my-buffer'), 'BSX_DATA_CORRUPT', 'my-buffer', '09 09 09 09');
   });

@@ -247,3 +247,174 @@ describe('run store', () => {
     expect(w1.dtype).toBe('<f4');
   });
 });
+
+describe('files read back', () => {
+  it('a corrupt file is reported with the file and the field, never a TypeError from inside bsx', async () => {
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const { Ensemble, gradientStudy, readGradPoint, readSuiteFile } = await import('../src/index.js');
+    const root = mkdtempSync(join(tmpdir(), 'bsx-corrupt-'));
+    const store = new RunStore(root);
+    const id = { name: 'synthetic' };
+    // a finished run, and an interrupted one (checkpoint after epoch 1, no summary)
+    const small = spec({ phases: [{ epochs: 2, batchSize: 32, lr: 0.1, optimizer: 'sgd' }] });
+    const finished = await runTraining(small, data, { store, data: id });
+    const cut = spec({ seeds: [7], phases: [{ epochs: 3, batchSize: 32, lr: 0.1, optimizer: 'sgd' }] });
+    const ac = new AbortController();
+    await expect(
+      runTraining(cut, data, { store, data: id, checkpointEverySeconds: 0, signal: ac.signal, onEvent: (e) => e.type === 'epoch' && ac.abort() }),
+    ).rejects.toMatchObject({ code: 'BSX_CANCELLED' });
+    const cutDir = store.runDir({ spec: normalizeSpec(cut, 300), data: id });
+    // a suite file as `bsx run` writes it, and a gradient-study point as the suite saves it
+    const suiteFile = join(root, 'suite.json');
+    writeFileSync(suiteFile, JSON.stringify({ format: 1, bsx: '0.1.0', profile: 'smoke', seeds: 2, ids: ['F1'], backend: 'cpu', createdAt: 'now' }));
+    const e = new Ensemble({ replicas: 1, widths: WIDTHS });
+    e.init([3]);
+    const regime = { name: 'test', code: 3, widths: WIDTHS, tensors: e.parameters().map((t) => t.data) };
+    const pointFile = join(root, 'b0004.json');
+    await gradientStudy({ regime, batchSizes: [4], trials: 2, samplesPerTrial: 8 }, data.train, {
+      savePoint: async ({ scaled: _s, ...rest }) => writeFileSync(pointFile, JSON.stringify(rest)),
+    });
+    expect((await readGradPoint(pointFile, { b: 4, trials: 2 })).b).toBe(4);
+    expect((await readSuiteFile(suiteFile)).ids).toEqual(['F1']);
+
+    const json = (f: (j: Record<string, unknown>) => unknown) => (text: string) => JSON.stringify(f(JSON.parse(text)));
+    const readFinished = () => runTraining(small, data, { store, data: id });
+    const readCut = () => runTraining(cut, data, { store, data: id });
+    const cases: [string, (text: string) => string, () => Promise<unknown>, RegExp][] = [
+      [join(finished.dir, 'summary.json'), () => '{}', readFinished, /spec is missing/],
+      [join(finished.dir, 'summary.json'), () => '42', readFinished, /must be an object, got 42/],
+      [join(finished.dir, 'summary.json'), json((j) => ({ ...j, seeds: 42 })), readFinished, /seeds must be an array, got 42/],
+      [join(finished.dir, 'summary.json'), json((j) => ({ ...j, seeds: [{ seed: 0, initial: {}, epochs: [] }] })), readFinished, /seeds\[0\]\.initial\.weightDistance is missing/],
+      [join(finished.dir, 'spec.json'), () => '{"format": 1}', readFinished, /hash is missing/],
+      [join(cutDir, 'metrics.csv'), (t) => t.replace(/\n7,1,0,[^,]*,/, '\n7,1,0,lots,'), readCut, /line 2: column train_loss: "lots" is not a number/],
+      [join(cutDir, 'checkpoint', 'state.json'), json((j) => ({ ...j, tensors: {} })), readCut, /tensors must be an array, got \{\}/],
+      [join(cutDir, 'checkpoint', 'state.json'), json(({ checksum: _c, ...j }) => ({ ...j, extra: { ...(j.extra as object), initial: 5 } })), readCut, /extra\.initial must be an array, got 5/],
+      [suiteFile, json((j) => ({ ...j, ids: 42 })), () => readSuiteFile(suiteFile), /ids must be an array, got 42/],
+      [suiteFile, json((j) => ({ ...j, seeds: '2' })), () => readSuiteFile(suiteFile), /seeds must be an integer >= 1, got "2"/],
+      [pointFile, json((j) => ({ ...j, perTrial: 5 })), () => readGradPoint(pointFile, { b: 4, trials: 2 }), /perTrial must be an object, got 5/],
+      [pointFile, json((j) => ({ ...j, mean: { ...(j.mean as object), sumNorm: { n: 2 } } })), () => readGradPoint(pointFile, { b: 4, trials: 2 }), /mean\.sumNorm\.mean is missing/],
+    ];
+    for (const [file, corrupt, read, field] of cases) {
+      const before = readFileSync(file, 'utf8');
+      writeFileSync(file, corrupt(before));
+      let err: unknown;
+      try {
+        await read();
+      } catch (x) {
+        err = x;
+      }
+      writeFileSync(file, before);
+      expect(err, `${file}: ${field}`).toBeInstanceOf(BsxError);
+      expect((err as BsxError).code).toBe('BSX_RUN_CORRUPT');
+      expect((err as BsxError).message).toContain(file);
+      expect((err as BsxError).message).toMatch(field);
+    }
+    // what to do about a corrupt summary: the message says; --no-resume trains the run again
+    writeFileSync(join(finished.dir, 'summary.json'), '{}');
+    await expect(readFinished()).rejects.toThrow(/delete the run folder .* or rerun with --no-resume/);
+    const again = await runTraining(small, data, { store, data: id, resume: false });
+    expect(again.reused).toBe(false);
+    expect(numbers(again)).toEqual(numbers(finished));
+    expect((await readFinished()).reused).toBe(true);
+  });
+});
+
+describe('checkpoint checks', () => {
+  it('a checkpoint that disagrees with itself or with the run is refused; an untouched one resumes to the same numbers', async () => {
+    const { cpSync, readFileSync, writeFileSync } = await import('node:fs');
+    const id = { name: 'synthetic' };
+    // sgd, then Adam: the optimiser state starts over at epoch 3
+    const s = spec({
+      phases: [
+        { epochs: 2, batchSize: 32, lr: 0.1, optimizer: 'sgd' },
+        { epochs: 2, batchSize: 16, lr: 0.01, optimizer: 'adam' },
+      ],
+    });
+    const root = mkdtempSync(join(tmpdir(), 'bsx-cp-'));
+    const ref = await runTraining(s, data, { store: new RunStore(join(root, 'ref')), data: id });
+    const cutRoot = join(root, 'cut');
+    const ac = new AbortController();
+    await expect(
+      runTraining(s, data, {
+        store: new RunStore(cutRoot),
+        data: id,
+        checkpointEverySeconds: 0,
+        signal: ac.signal,
+        onEvent: (e) => e.type === 'progress' && e.epoch === 4 && ac.abort(),
+      }),
+    ).rejects.toMatchObject({ code: 'BSX_CANCELLED' });
+    const rel = join('runs', new RunStore(cutRoot).runDir({ spec: normalizeSpec(s, 300), data: id }).split('/runs/')[1]!);
+    const state = JSON.parse(readFileSync(join(cutRoot, rel, 'checkpoint', 'state.json'), 'utf8'));
+    // after epoch 3: phase 1 (Adam), one epoch of ceil(300 / 16) = 19 Adam steps
+    expect([state.epoch, state.phase, state.rng.nextEpoch, state.optimizerSteps]).toEqual([3, 1, 4, [19, 19]]);
+
+    let n = 0;
+    const resumeEdited = async (edit: (st: Record<string, any>) => void, keepChecksum: boolean) => {
+      const copy = join(root, `edit-${n++}`);
+      cpSync(cutRoot, copy, { recursive: true });
+      const file = join(copy, rel, 'checkpoint', 'state.json');
+      const st = JSON.parse(readFileSync(file, 'utf8'));
+      if (!keepChecksum) delete st.checksum;
+      edit(st);
+      writeFileSync(file, JSON.stringify(st, null, 2));
+      const metrics = readFileSync(join(copy, rel, 'metrics.csv'), 'utf8');
+      let err: unknown;
+      let result: unknown;
+      try {
+        result = await runTraining(s, data, { store: new RunStore(copy), data: id });
+      } catch (x) {
+        err = x;
+      }
+      return { err: err as BsxError | undefined, result: result as Awaited<ReturnType<typeof runTraining>> | undefined, file, metricsKept: readFileSync(join(copy, rel, 'metrics.csv'), 'utf8') === metrics };
+    };
+    const refused = async (edit: (st: Record<string, any>) => void, keepChecksum: boolean, field: RegExp) => {
+      const r = await resumeEdited(edit, keepChecksum);
+      expect(r.err, String(field)).toBeInstanceOf(BsxError);
+      expect(r.err!.code).toBe('BSX_RUN_CORRUPT');
+      expect(r.err!.message).toContain(r.file);
+      expect(r.err!.message).toMatch(field);
+      expect(r.err!.message).toMatch(/--no-resume/);
+      expect(r.metricsKept).toBe(true);
+    };
+    // the probe's edit, on a checkpoint with its checksum
+    await refused((st) => (st.epoch = 2), true, /checksum/);
+    // and on checkpoints without one (as written before checksums): the fields are cross-checked
+    await refused((st) => (st.epoch = 2), false, /rng\.nextEpoch is 4, expected 3/);
+    await refused((st) => ((st.epoch = 2), (st.rng.nextEpoch = 3)), false, /phase is 1, but epoch 2 belongs to phase 0/);
+    await refused((st) => (st.optimizerSteps = [18, 19]), false, /optimizerSteps\[0\] is 18, expected 19/);
+    await refused((st) => (st.rng.nextEpoch = 5), false, /rng\.nextEpoch is 5, expected 4/);
+    await refused((st) => (st.phase = 0), false, /phase is 0, but epoch 3 belongs to phase 1/);
+    await refused((st) => (st.optimizer = 'sgd'), false, /optimizer is "sgd", but phase 1 uses "adam"/);
+    // untouched, with and without its checksum: resumes to the numbers of an uninterrupted run
+    for (const keep of [true, false]) {
+      const r = await resumeEdited(() => undefined, keep);
+      expect(r.err).toBeUndefined();
+      expect(r.result!.resumedFromEpoch).toBe(3);
+      expect(numbers(r.result!)).toEqual(numbers(ref));
+    }
+  });
+});
+
+describe('sizes', () => {
+  it('train, runTraining, gradientStudy and runSuite refuse what the machine cannot hold before allocating it', async () => {
+    const { FINDINGS, PROFILES, gradientStudy, runSuite } = await import('../src/index.js');
+    // 1000 replicas of two 65536-wide layers: about 17 TB per copy of the parameters
+    const huge = spec({ widths: [12, 65536, 65536, 4], seeds: Array.from({ length: 1000 }, (_, i) => i) });
+    const root = mkdtempSync(join(tmpdir(), 'bsx-size-'));
+    const tooLarge = { code: 'BSX_TOO_LARGE', message: expect.stringMatching(/^train: 1000 replicas of 12-65536-65536-4 need about [\d.]+ TB \(.*\); this machine has/) };
+    await expect(train(huge, data)).rejects.toMatchObject(tooLarge);
+    await expect(runTraining(huge, data, { store: new RunStore(root), data: { name: 'synthetic' } })).rejects.toMatchObject(tooLarge);
+    expect((await import('node:fs')).readdirSync(root)).toEqual([]);
+    const regime = { name: 'huge', code: 3, widths: [12, 65536, 65536, 4], tensors: [] };
+    await expect(gradientStudy({ regime, batchSizes: [4], trials: 1000, samplesPerTrial: 8 }, data.train, { chunk: 1000 })).rejects.toMatchObject({
+      code: 'BSX_TOO_LARGE',
+      message: expect.stringMatching(/^gradient study: 1000 trials of 12-65536-65536-4 at once need about/),
+    });
+    const suiteData = { ...data, train: { count: 1024 } as Dataset, test: { count: 500 } as Dataset, identity: { name: 'mnist' } };
+    await expect(runSuite(suiteData, { findings: FINDINGS, profile: PROFILES.smoke, seeds: 1e9, storeDir: root })).rejects.toMatchObject({
+      code: 'BSX_TOO_LARGE',
+      message: expect.stringMatching(/with 1000000000 seeds of 784-1024-1024-10 need about [\d.]+ PB/),
+    });
+    expect((await import('node:fs')).readdirSync(root)).toEqual([]);
+  });
+});

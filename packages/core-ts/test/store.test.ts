@@ -865,7 +865,7 @@ describe('child processes (kill -9, concurrency)', () => {
     work = tmp('bsx-store-child-');
     const src = fileURLToPath(new URL('../src/', import.meta.url));
     const out = join(work, 'lib');
-    for (const rel of ['errors.ts', 'io/npy.ts', 'store/atomic.ts', 'store/hash.ts', 'store/lock.ts', 'store/run-store.ts', 'store/index.ts']) {
+    for (const rel of ['errors.ts', 'io/npy.ts', 'store/atomic.ts', 'store/hash.ts', 'store/lock.ts', 'store/run-store.ts', 'store/validate.ts', 'store/index.ts']) {
       const r = ts.transpileModule(readFileSync(join(src, rel), 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
         fileName: rel,

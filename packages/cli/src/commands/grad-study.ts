@@ -1,10 +1,18 @@
 // bsx grad-study: the gradient-competition study (F4-F7) from the early or late regime.
 
+import { statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   BsxError,
+  REGIME_EPOCHS,
   RunStore,
+  checkMemory,
+  estimateGradStudyMemory,
+  estimateTrainingMemory,
+  gradStudySettings,
   gradientStudy,
+  peekMnist,
   regimeModel,
   resolveDevice,
   type GradStudyResult,
@@ -85,7 +93,48 @@ export function gradStudyJson(r: GradStudyResult): unknown {
 export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<void> {
   const device = resolveDevice(opts.device);
   if (device.note && !opts.json) process.stderr.write(`bsx: ${device.note}\n`);
-  const data = await loadData({ ...opts, testLimit: undefined });
+  // every option and the memory of the regime run and of the trials, from the files' headers,
+  // before any work
+  const sizes = await peekMnist({
+    ...(opts.data !== undefined ? { dir: opts.data } : {}),
+    ...(opts.trainLimit !== undefined ? { trainLimit: opts.trainLimit } : {}),
+  });
+  const settings = gradStudySettings(
+    { batchSizes: opts.batchSizes, trials: opts.trials, seed: opts.seed, samplesPerTrial: opts.samplesPerTrial, lr: opts.lr },
+    sizes.train.count,
+    opts.chunk,
+  );
+  const exportDir = opts.export !== undefined ? resolve(opts.export) : undefined;
+  if (exportDir !== undefined && statSync(exportDir, { throwIfNoEntry: false })?.isDirectory() === false) {
+    throw new BsxError('BSX_INVALID_ARGUMENT', `--export ${exportDir} is not a directory`);
+  }
+  checkMemory(
+    estimateTrainingMemory({
+      replicas: 1,
+      phases: [{ batchSize: 1024, optimizer: 'sgd' }],
+      trainCount: sizes.train.count,
+      testCount: sizes.test.count,
+      backend: device.kind,
+      checkpoints: true,
+      what: `regime ${opts.regime}: b1024 for ${REGIME_EPOCHS[opts.regime]} epochs`,
+    }),
+  );
+  checkMemory(
+    estimateGradStudyMemory({
+      ...settings,
+      trainCount: sizes.train.count,
+      backend: device.kind,
+      exportS: exportDir !== undefined,
+    }),
+  );
+  if (exportDir !== undefined) {
+    try {
+      await mkdir(exportDir, { recursive: true });
+    } catch (err) {
+      throw new BsxError('BSX_INVALID_ARGUMENT', `--export ${exportDir} cannot be made a folder (${(err as Error).message})`, { cause: err });
+    }
+  }
+  const data = await loadData({ ...opts, testLimit: undefined, store: resolve(opts.out) });
   const store = new RunStore(resolve(opts.out));
   const ac = new AbortController();
   const onSigint = (): void => {
@@ -112,15 +161,15 @@ export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<v
       },
     });
     regimeBar?.finish();
-    bar = new ProgressBar({ total: opts.trials * opts.batchSizes.length, label: 'trials' });
+    bar = new ProgressBar({ total: settings.trials * settings.batchSizes.length, label: 'trials' });
     const result = await gradientStudy(
-      { regime: model, batchSizes: opts.batchSizes, trials: opts.trials, seed: opts.seed, samplesPerTrial: opts.samplesPerTrial, lr: opts.lr },
+      { regime: model, batchSizes: settings.batchSizes, trials: settings.trials, seed: settings.seed, samplesPerTrial: settings.samplesPerTrial, lr: settings.lr },
       data.train,
       {
-        chunk: opts.chunk,
+        chunk: settings.chunk,
         backend: device.kind,
         signal: ac.signal,
-        ...(opts.export !== undefined ? { exportDir: resolve(opts.export) } : {}),
+        ...(exportDir !== undefined ? { exportDir } : {}),
         onEvent: (e) => {
           if (e.type === 'progress') bar!.update(e.overallDone, `b ${e.b}: ${e.trialsDone}/${e.trials} trials, ${e.trialsPerSec.toFixed(1)} trials/s`);
         },

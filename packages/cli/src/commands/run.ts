@@ -2,8 +2,7 @@
 // runs what is missing with an overall progress bar (an interrupted suite resumes), then
 // writes report.html, summary.md and findings.json. bsx report rebuilds them from the store.
 
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   BsxError,
@@ -13,15 +12,20 @@ import {
   findingById,
   resolveDevice,
   resolveProfile,
+  SUITE_FILE,
+  checkSuiteMemory,
+  peekMnist,
+  readSuiteFile,
   runSuite,
   version,
-  writeJsonAtomic,
   writeReport,
+  writeSuiteFile,
   type Finding,
   type FindingResult,
   type Profile,
   type ProfileName,
   type SuiteEvent,
+  type SuiteFile,
 } from '@bsx/core';
 import { loadData } from '../data.js';
 import { table } from '../format.js';
@@ -35,17 +39,6 @@ export interface RunCommandOptions {
   chunk?: number;
   data?: string;
   json?: boolean;
-}
-
-interface SuiteFile {
-  format: 1;
-  bsx: string;
-  profile: ProfileName;
-  seeds: number;
-  ids: string[];
-  backend: 'cpu' | 'cuda';
-  data?: string;
-  createdAt: string;
 }
 
 const CITATION = 'K. Shen, "Effect of batch size on training dynamics", 2018 (blog post); bsx reproduces its findings with its own code and data pipeline.';
@@ -111,10 +104,26 @@ export async function runCommand(ids: string[], opts: RunCommandOptions): Promis
   const seeds = opts.seeds ?? profile.seeds;
   const out = resolve(opts.out);
   say(`bsx: profile ${profile.name} (${profile.note}); ${seeds} seeds per run; results in ${out}`);
+  // the memory of the largest run or study, from the files' headers, before anything is written
+  const sizes = await peekMnist({
+    ...(opts.data !== undefined ? { dir: opts.data } : {}),
+    ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
+    ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+  });
+  checkSuiteMemory({
+    findings,
+    profile,
+    seeds,
+    backend: device.kind,
+    ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}),
+    trainCount: sizes.train.count,
+    testCount: sizes.test.count,
+  });
   const data = await loadData({
     ...(opts.data !== undefined ? { data: opts.data } : {}),
     ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
     ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+    store: out,
   });
   const suiteFile: SuiteFile = {
     format: 1,
@@ -127,7 +136,7 @@ export async function runCommand(ids: string[], opts: RunCommandOptions): Promis
     createdAt: new Date().toISOString(),
   };
   await mkdir(out, { recursive: true });
-  await writeJsonAtomic(join(out, 'suite.json'), suiteFile);
+  await writeSuiteFile(join(out, SUITE_FILE), suiteFile);
 
   let bar: ProgressBar | undefined;
   const onEvent = (e: SuiteEvent): void => {
@@ -178,21 +187,33 @@ export async function runCommand(ids: string[], opts: RunCommandOptions): Promis
 
 export async function reportCommand(dir: string, opts: { json?: boolean }): Promise<void> {
   const out = resolve(dir);
-  const file = join(out, 'suite.json');
-  if (!existsSync(file)) throw new BsxError('BSX_DATA_NOT_FOUND', `${file} not found: ${out} holds no suite made by \`bsx run\``, { path: file });
-  let suite: SuiteFile;
-  try {
-    suite = JSON.parse(await readFile(file, 'utf8')) as SuiteFile;
-  } catch (err) {
-    throw new BsxError('BSX_RUN_CORRUPT', `${file}: not valid JSON (${(err as Error).message})`, { path: file });
-  }
+  const file = join(out, SUITE_FILE);
+  const suite = await readSuiteFile(file);
   const profile = PROFILES[suite.profile];
-  if (!profile) throw new BsxError('BSX_RUN_CORRUPT', `${file}: unknown profile '${suite.profile}'`, { path: file });
-  const findings = selectFindings(suite.ids);
+  let findings: Finding[];
+  try {
+    findings = selectFindings(suite.ids);
+  } catch (err) {
+    throw new BsxError('BSX_RUN_CORRUPT', `${file}: ids: ${(err as Error).message}`, { path: file, cause: err });
+  }
+  const sizes = await peekMnist({
+    ...(suite.data !== undefined ? { dir: suite.data } : {}),
+    ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
+    ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+  });
+  try {
+    checkSuiteMemory({ findings, profile, seeds: suite.seeds, backend: suite.backend, trainCount: sizes.train.count, testCount: sizes.test.count });
+  } catch (err) {
+    if (err instanceof BsxError && err.code === 'BSX_TOO_LARGE') {
+      throw new BsxError('BSX_TOO_LARGE', `${file}: seeds ${suite.seeds}: ${err.message}`, { path: file, cause: err });
+    }
+    throw err;
+  }
   const data = await loadData({
     ...(suite.data !== undefined ? { data: suite.data } : {}),
     ...(profile.trainLimit !== undefined ? { trainLimit: profile.trainLimit } : {}),
     ...(profile.testLimit !== undefined ? { testLimit: profile.testLimit } : {}),
+    store: out,
   });
   const res = await runSuite(data, { findings, profile, seeds: suite.seeds, backend: suite.backend, storeDir: out, readOnly: true });
   const files = await writeOutputs(out, profile, suite.seeds, suite.backend, res.findings);

@@ -5,7 +5,10 @@ import { resolve } from 'node:path';
 import {
   BsxError,
   RunStore,
+  checkMemory,
+  estimateTrainingMemory,
   parsePhases,
+  peekMnist,
   resolveDevice,
   runTraining,
   normalizeOptimizer,
@@ -100,7 +103,23 @@ export async function trainCommand(opts: TrainCommandOptions): Promise<void> {
   const phases = phasesOf(opts);
   const device = resolveDevice(opts.device);
   if (device.note && !opts.json) process.stderr.write(`bsx: ${device.note}\n`);
-  const data = await loadData(opts);
+  // the memory the run needs, from the sizes in the files' headers, before anything is loaded
+  const sizes = await peekMnist({
+    ...(opts.data !== undefined ? { dir: opts.data } : {}),
+    ...(opts.trainLimit !== undefined ? { trainLimit: opts.trainLimit } : {}),
+    ...(opts.testLimit !== undefined ? { testLimit: opts.testLimit } : {}),
+  });
+  checkMemory(
+    estimateTrainingMemory({
+      replicas: opts.seeds,
+      phases,
+      trainCount: sizes.train.count,
+      testCount: sizes.test.count,
+      backend: device.kind,
+      checkpoints: true,
+    }),
+  );
+  const data = await loadData({ ...opts, store: resolve(opts.out) });
   const seeds = Array.from({ length: opts.seeds }, (_, i) => opts.seed + i);
   const spec = { seeds, phases };
   const store = new RunStore(resolve(opts.out));

@@ -6,6 +6,7 @@ export {
   IDX_TYPE_CODES,
   parseIdx,
   readIdx,
+  readIdxHeader,
   readIdxSync,
   type IdxArray,
   type IdxArrayOf,
@@ -24,9 +25,11 @@ export {
   loadMnistSync,
   mnistDir,
   normalize,
+  peekMnist,
   type LabeledImages,
   type LoadImageDatasetOptions,
   type LoadMnistOptions,
   type MnistData,
   type Split,
 } from './mnist.js';
+export { FINGERPRINT_CACHE_FILE, fingerprintFiles, type FingerprintOptions } from './fingerprint.js';

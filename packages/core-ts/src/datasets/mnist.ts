@@ -12,7 +12,7 @@ import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { BsxError } from '../errors.js';
-import { readIdx, readIdxSync, type IdxArray } from './idx.js';
+import { readIdx, readIdxHeader, readIdxSync, type IdxArray } from './idx.js';
 
 export type Split = 'train' | 'test';
 
@@ -352,6 +352,22 @@ export async function loadMnist(opts: LoadMnistOptions = {}): Promise<MnistData>
   const [train, test] = await Promise.all([loadSplit(trainOpts, 'trainLimit'), loadSplit(testOpts, 'testLimit')]);
   checkSameSize(train, test);
   return { train, test, dir };
+}
+
+/**
+ * The sizes of the splits loadMnist would load with these options, read from the image files'
+ * headers alone (for estimates before loading); the files themselves are checked on loading.
+ */
+export async function peekMnist(opts: LoadMnistOptions = {}): Promise<{ train: { count: number; features: number }; test: { count: number; features: number } }> {
+  checkLimitArg(opts.trainLimit, 'trainLimit');
+  checkLimitArg(opts.testLimit, 'testLimit');
+  const files = findMnistFiles(opts.dir ?? mnistDir());
+  const [train, test] = await Promise.all([readIdxHeader(files.train.images), readIdxHeader(files.test.images)]);
+  const size = (shape: number[], limit: number | undefined) => ({
+    count: Math.min(shape[0]!, limit ?? Infinity),
+    features: shape.slice(1).reduce((a, d) => a * d, 1),
+  });
+  return { train: size(train.shape, opts.trainLimit), test: size(test.shape, opts.testLimit) };
 }
 
 /** Synchronous loadMnist. */

@@ -19,6 +19,7 @@ import { RunStore, type RunData } from '../store/run-store.js';
 import { histogram, signedLogEdges, summarize, type Histogram, type Summary } from '../stats/descriptive.js';
 import { estimateNoiseScale, type NoiseScaleEstimate } from '../stats/noise-scale.js';
 import { fitPowerLaw, type PowerLawFit } from '../stats/regression.js';
+import { checkMemory, estimateGradStudyMemory } from './memory.js';
 import { runTraining } from './run.js';
 
 export const DEFAULT_BATCH_SIZES: readonly number[] = Object.freeze([1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256, 512, 1024]);
@@ -185,9 +186,21 @@ export async function regimeModel(
   }
 }
 
-/** Runs the study; `data` is the training set the trials draw from. */
-export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: GradStudyOptions = {}): Promise<GradStudyResult> {
-  const t0 = performance.now();
+/** The settings of a gradient study with the defaults filled in. */
+export interface GradStudySettings {
+  batchSizes: number[];
+  trials: number;
+  seed: number;
+  samplesPerTrial: number;
+  lr: number;
+  chunk: number;
+}
+
+/**
+ * Checks the settings of a study whose trials draw from `trainCount` training samples and fills
+ * in the defaults (BSX_INVALID_ARGUMENT naming the field): callers check them before any work.
+ */
+export function gradStudySettings(spec: Omit<GradStudySpec, 'regime'>, trainCount: number, chunkIn?: number): GradStudySettings {
   const bad = (f: string, m: string): never => {
     throw new BsxError('BSX_INVALID_ARGUMENT', `gradient study: ${f} ${m}`);
   };
@@ -196,16 +209,27 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
   const seed = spec.seed ?? 0;
   const k = spec.samplesPerTrial ?? 1024;
   const lr = spec.lr ?? 0.01;
-  const chunk = opts.chunk ?? 32;
+  const chunk = chunkIn ?? 32;
   if (batchSizes.length === 0) bad('batchSizes', 'must list at least one batch size');
   batchSizes.forEach((b, i) => {
-    if (!Number.isInteger(b) || b < 1 || b > k) bad(`batchSizes[${i}]`, `must be an integer in [1, ${k}], got ${b}`);
+    if (!Number.isInteger(b) || b < 1 || b > k) bad(`batchSizes[${i}]`, `must be an integer in [1, ${k}] (the samples per trial), got ${b}`);
   });
   if (new Set(batchSizes).size !== batchSizes.length) bad('batchSizes', 'must not repeat a batch size');
   if (!Number.isInteger(trials) || trials < 2) bad('trials', `must be an integer >= 2, got ${trials}`);
-  if (!Number.isInteger(k) || k < 1 || k > data.count) bad('samplesPerTrial', `must be an integer in [1, ${data.count}], got ${k}`);
+  if (!Number.isInteger(k) || k < 1 || k > trainCount) bad('samplesPerTrial', `must be an integer in [1, ${trainCount}] (the training samples), got ${k}`);
+  if (!Number.isSafeInteger(seed) || seed < 0) bad('seed', `must be an integer >= 0, got ${seed}`);
   if (!(lr > 0 && Number.isFinite(lr))) bad('lr', `must be a finite number > 0, got ${lr}`);
   if (!Number.isInteger(chunk) || chunk < 1) bad('chunk', `must be a positive integer, got ${chunk}`);
+  return { batchSizes, trials, seed, samplesPerTrial: k, lr, chunk };
+}
+
+/** Runs the study; `data` is the training set the trials draw from. */
+export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: GradStudyOptions = {}): Promise<GradStudyResult> {
+  const t0 = performance.now();
+  const bad = (f: string, m: string): never => {
+    throw new BsxError('BSX_INVALID_ARGUMENT', `gradient study: ${f} ${m}`);
+  };
+  const { batchSizes, trials, seed, samplesPerTrial: k, lr, chunk } = gradStudySettings(spec, data.count, opts.chunk);
   const widths = spec.regime.widths;
   if (widths[0] !== data.dim || widths[widths.length - 1] !== data.classes) {
     bad('regime', `model ${widths.join('-')} does not fit data of ${data.dim} features and ${data.classes} classes`);
@@ -218,6 +242,21 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
   const ensembleFor = (R: number): Ensemble => {
     let e = ensembles.get(R);
     if (!e) {
+      // before the first ensemble: saved points (loadPoint) need none
+      if (ensembles.size === 0) {
+        checkMemory(
+          estimateGradStudyMemory({
+            chunk,
+            trials,
+            batchSizes,
+            samplesPerTrial: k,
+            widths,
+            trainCount: data.count,
+            backend: opts.backend ?? 'cpu',
+            exportS: opts.exportDir !== undefined,
+          }),
+        );
+      }
       e = new Ensemble({ replicas: R, widths, backend: opts.backend ?? 'cpu' });
       e.init(Array.from({ length: R }, (_, i) => i));
       spec.regime.tensors.forEach((t, i) => e!.setTensorBroadcast(i, t, 'snapshot'));

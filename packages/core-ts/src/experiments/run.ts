@@ -2,10 +2,16 @@
 // an interrupted one continues from its last epoch checkpoint and gives the same numbers as
 // an uninterrupted run. Metrics rows and checkpoints are written after every epoch.
 
+import { join } from 'node:path';
 import type { Dataset } from '../engine/dataset.js';
+import { normalizeOptimizer, type OptimizerSpec } from '../engine/optimizers.js';
 import { BsxError } from '../errors.js';
-import type { Checkpoint, MetricsRow, RunData, RunHandle, RunStore } from '../store/run-store.js';
+import { canonicalJson } from '../store/hash.js';
+import { CHECKPOINT_DIR, SUMMARY_FILE, type Checkpoint, type MetricsRow, type RunData, type RunHandle, type RunStore } from '../store/run-store.js';
+import { anyValue, arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, string, type Check } from '../store/validate.js';
+import { checkMemory, estimateTrainingMemory } from './memory.js';
 import {
+  expectedOptimizerSteps,
   normalizeSpec,
   train,
   type EpochMetrics,
@@ -100,13 +106,113 @@ function toStoreCheckpoint(cp: TrainCheckpoint, extra: CheckpointExtra): Checkpo
   return { ...cp, tensors: cp.tensors.map((t) => ({ ...t })), extra };
 }
 
-function fromStoreCheckpoint(cp: Checkpoint, dir: string): { cp: TrainCheckpoint; extra: CheckpointExtra } {
-  const extra = cp.extra as CheckpointExtra | undefined;
-  if (!extra || !Array.isArray(extra.initial) || !Array.isArray(extra.divergedAtEpoch)) {
-    throw new BsxError('BSX_RUN_CORRUPT', `${dir}/checkpoint: state.json lacks the initial metrics`);
+// ---------------------------------------------------------------------------
+// What a run keeps on disk, checked when it is read back
+
+const weightFields = { weightDistance: number, biasDistance: number, weightNorm: number, biasNorm: number, cosine: arrayOf(number) };
+const initialCheck: Check<InitialMetrics> = object(weightFields, { trainLoss: number, trainAcc: number, testLoss: number, testAcc: number });
+const epochCheck: Check<EpochMetrics> = object({
+  epoch: integer(1),
+  phase: integer(0),
+  trainLoss: number,
+  trainAcc: number,
+  testLoss: number,
+  testAcc: number,
+  ...weightFields,
+  samplesPerSec: number,
+  diverged: boolean,
+});
+const summaryCheck = object({
+  spec: object({
+    widths: arrayOf(integer(1)),
+    seeds: arrayOf(integer(0)),
+    phases: arrayOf(object({ epochs: integer(1), batchSize: integer(1), lr: number, optimizer: anyValue })),
+  }),
+  backend: string,
+  trainCount: integer(1),
+  testCount: integer(1),
+  seeds: arrayOf(object({ seed: integer(0), initial: initialCheck, epochs: arrayOf(epochCheck) }, { divergedAtEpoch: integer(1) })),
+  seconds: number,
+}) as unknown as Check<TrainResult>;
+
+/** The summary of a finished run, checked against the run's spec; undefined if it has not finished. */
+async function readSummary(handle: RunHandle, spec: Required<TrainSpec>): Promise<TrainResult | undefined> {
+  const file = join(handle.dir, SUMMARY_FILE);
+  const hint = `delete the run folder ${handle.dir}, or rerun with --no-resume to train it again`;
+  const done = await handle.finished(summaryCheck, { hint });
+  if (done === undefined) return undefined;
+  const bad = (problem: string): never => {
+    throw fileError(file, problem, { hint });
+  };
+  const epochs = spec.phases.reduce((a, p) => a + p.epochs, 0);
+  if (done.seeds.length !== spec.seeds.length) bad(`seeds holds ${done.seeds.length} entries, the run has ${spec.seeds.length} seeds`);
+  done.seeds.forEach((s, r) => {
+    if (s.seed !== spec.seeds[r]) bad(`seeds[${r}].seed is ${s.seed}, the run's seed ${r} is ${spec.seeds[r]}`);
+    if (s.epochs.length !== epochs) bad(`seeds[${r}].epochs holds ${s.epochs.length} entries, the run has ${epochs} epochs`);
+  });
+  return done;
+}
+
+/**
+ * Reads a run's checkpoint back and checks it against itself and the run's spec before anything
+ * is resumed from it: the next epoch of the data order follows the epoch, the phase and the
+ * optimiser are those of that epoch in the spec, each replica took the optimiser steps the spec
+ * implies (ceil(N / batch size) per epoch since its optimiser state last started over), and the
+ * extra fields hold one entry per seed.
+ */
+function fromStoreCheckpoint(
+  cp: Checkpoint,
+  dir: string,
+  spec: Required<TrainSpec>,
+  trainCount: number,
+): { cp: TrainCheckpoint; extra: CheckpointExtra } {
+  const file = join(dir, CHECKPOINT_DIR, 'state.json');
+  const hint = 'rerun with --no-resume to start the run over';
+  const bad = (problem: string): never => {
+    throw fileError(file, problem, { hint });
+  };
+  const R = spec.seeds.length;
+  const extra = checkJson(
+    file,
+    { extra: cp.extra },
+    object({
+      extra: object({
+        initial: arrayOf(initialCheck, { length: R }),
+        divergedAtEpoch: arrayOf(nullable(integer(1)), { length: R }),
+      }),
+    }),
+    { hint },
+  ).extra;
+  const phaseOf: number[] = [];
+  spec.phases.forEach((p, i) => {
+    for (let e = 0; e < p.epochs; e++) phaseOf.push(i);
+  });
+  if (cp.epoch < 1 || cp.epoch > phaseOf.length) bad(`epoch is ${cp.epoch}, the run has epochs 1 to ${phaseOf.length}`);
+  if (cp.rng.nextEpoch !== cp.epoch + 1) bad(`rng.nextEpoch is ${cp.rng.nextEpoch}, expected ${cp.epoch + 1} (the epoch after epoch ${cp.epoch})`);
+  const ph = phaseOf[cp.epoch - 1]!;
+  if (cp.phase !== ph) bad(`phase is ${cp.phase}, but epoch ${cp.epoch} belongs to phase ${ph} of the run`);
+  const opt = spec.phases[ph]!.optimizer;
+  let held: string;
+  try {
+    // the checkpoint holds every hyperparameter, the spec only those off their defaults
+    held = canonicalJson(normalizeOptimizer(cp.optimizer as OptimizerSpec, 'optimizer'));
+  } catch (err) {
+    return bad((err as Error).message);
   }
-  // the optimiser is checked when it is put back into the ensemble (restoreCheckpoint)
-  return { cp: { ...cp, optimizer: cp.optimizer as TrainCheckpoint['optimizer'] }, extra };
+  if (held !== canonicalJson(opt)) {
+    bad(`optimizer is ${JSON.stringify(cp.optimizer)}, but phase ${ph} uses ${JSON.stringify(opt)}`);
+  }
+  // the steps each seed must have taken: the engine itself replays the phases' optimisers up
+  // to that epoch (it starts the state over on a change of optimiser, and for a seed whose
+  // momentum is turned on or off)
+  const steps = expectedOptimizerSteps(spec, trainCount, cp.epoch);
+  if (cp.optimizerSteps.length !== R) bad(`optimizerSteps holds ${cp.optimizerSteps.length} values, the run has ${R} seeds`);
+  cp.optimizerSteps.forEach((s, r) => {
+    if (s !== steps) {
+      bad(`optimizerSteps[${r}] is ${s}, expected ${steps} (ceil(${trainCount} / batch size) steps per epoch since epoch ${cp.epoch} last started the optimiser's state over)`);
+    }
+  });
+  return { cp: { ...cp, optimizer: cp.optimizer as TrainCheckpoint['optimizer'], tensors: cp.tensors as TrainCheckpoint['tensors'] }, extra };
 }
 
 /** The final weights from the run's last checkpoint, as exports/<name>/W1.npy, b1.npy, ... */
@@ -127,9 +233,28 @@ export async function runTraining(
   opts: StoredRunOptions,
 ): Promise<StoredRunResult> {
   const spec = normalizeSpec(specIn, data.train.count);
+  // before anything is written or allocated
+  checkMemory(
+    estimateTrainingMemory({
+      replicas: spec.seeds.length,
+      widths: spec.widths,
+      phases: spec.phases,
+      trainCount: data.train.count,
+      testCount: data.test.count,
+      backend: opts.backend ?? 'cpu',
+      checkpoints: true,
+    }),
+  );
   const handle = await opts.store.open({ spec, data: opts.data }, { wait: opts.wait ?? false });
   try {
-    const done = await handle.finished<TrainResult>();
+    let done: TrainResult | undefined;
+    try {
+      done = await readSummary(handle, spec);
+    } catch (e) {
+      // a damaged summary: trained again when asked to start over
+      if (!(opts.resume === false && e instanceof BsxError && e.code === 'BSX_RUN_CORRUPT')) throw e;
+      await handle.discardSummary();
+    }
     if (done) {
       opts.onStatus?.({ type: 'reused', dir: handle.dir });
       const exportDir = opts.exportWeights ? await exportFinal(handle) : undefined;
@@ -138,7 +263,7 @@ export async function runTraining(
     let resume: TrainOptions['resume'];
     const saved = opts.resume === false ? undefined : await handle.loadCheckpoint();
     if (saved) {
-      const { cp, extra } = fromStoreCheckpoint(saved, handle.dir);
+      const { cp, extra } = fromStoreCheckpoint(saved, handle.dir, spec, data.train.count);
       await handle.truncateMetrics(cp.epoch);
       const rows = await handle.readMetrics();
       const seeds: SeedResult[] = spec.seeds.map((seed, r) => {
@@ -157,7 +282,7 @@ export async function runTraining(
       resume = { checkpoint: cp, seeds };
       opts.onStatus?.({ type: 'resumed', dir: handle.dir, epoch: cp.epoch });
     } else {
-      await handle.truncateMetrics(0);
+      await handle.clearMetrics();
       opts.onStatus?.({ type: 'fresh', dir: handle.dir });
     }
     const { store: _s, data: _d, resume: _r, wait: _w, exportWeights: _e, onStatus: _o, checkpointEverySeconds: _c, ...trainOpts } = opts;

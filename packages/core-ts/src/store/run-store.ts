@@ -1,5 +1,6 @@
 // The run store: one directory per training run, named by the hash of the run's key (the
-// normalised TrainSpec and the identity of its data), laid out for a person to browse:
+// normalised TrainSpec and the identity of its data: its name, limits and the fingerprint of
+// the files' content), laid out for a person to browse:
 //
 //   <root>/runs/<specHash(key)>/
 //     spec.json      the key, its hash and a one-line description ("b1024x1@0.01 -> b64x30@0.01, sgd, seeds 0,1, ...")
@@ -23,6 +24,19 @@ import { decodeNpy, encodeNpy, type NpyData } from '../io/npy.js';
 import { fsyncDir, TMP_NAME_RE, tmpName, writeFileAtomic, writeFileDurable, writeJsonAtomic } from './atomic.js';
 import { canonicalJson, specHash } from './hash.js';
 import { acquireLock, type DirLock, type LockOptions } from './lock.js';
+import {
+  anyValue,
+  arrayOf,
+  integer,
+  matching,
+  nonEmptyString,
+  object,
+  oneOf,
+  parseJsonFile,
+  string,
+  type Check,
+  type CheckJsonOptions,
+} from './validate.js';
 
 // ---------------------------------------------------------------------------
 // Keys
@@ -32,6 +46,11 @@ export interface RunData {
   name: string;
   trainLimit?: number;
   testLimit?: number;
+  /**
+   * The content of the data files (fingerprintFiles: SHA-256 of each file's bytes), so that a
+   * run is not reused once the files in the same folder have changed.
+   */
+  fingerprint?: string;
 }
 
 /** What identifies a run: a normalised spec (widths given) and its data. */
@@ -75,6 +94,9 @@ export function normalizeRunKey(key: RunKey): RunKey {
   if (!Array.isArray(spec.seeds) || !Array.isArray(spec.phases)) invalid('run key: spec.seeds and spec.phases must be arrays');
   if (data === null || typeof data !== 'object') invalid('run key: data must be an object {name, trainLimit?, testLimit?}');
   if (typeof data.name !== 'string' || data.name === '') invalid('run key: data.name must be a non-empty string');
+  if (data.fingerprint !== undefined && (typeof data.fingerprint !== 'string' || data.fingerprint === '')) {
+    invalid('run key: data.fingerprint must be a non-empty string');
+  }
   for (const f of ['trainLimit', 'testLimit'] as const) {
     const v = data[f];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) invalid(`run key: data.${f} must be a positive integer, got ${String(v)}`);
@@ -254,9 +276,11 @@ export function parseMetricsCsv(text: string, name: string): { rows: MetricsRow[
 // ---------------------------------------------------------------------------
 // Checkpoints
 
-/** 'param', 'snapshot' or an optimiser's state slot: a name that is also part of a file name. */
+/**
+ * The name of a tensor's slot ('param', 'snapshot', 'adamM', ...): any non-empty string (the
+ * trainer decides which slots a checkpoint holds; the store only keeps them).
+ */
 export type CheckpointSlot = string;
-const SLOT_RE = /^[A-Za-z][A-Za-z0-9]*$/;
 
 export interface CheckpointTensor {
   slot: CheckpointSlot;
@@ -272,8 +296,8 @@ export interface Checkpoint {
   phase: number;
   tensors: CheckpointTensor[];
   optimizerSteps: number[];
-  /** The optimiser's name, or { name, ...hyperparameters }. */
-  optimizer: string | { name: string; [hyperparameter: string]: unknown };
+  /** The optimiser, as the trainer describes it (any JSON value, e.g. 'sgd'). */
+  optimizer: unknown;
   rng: { nextEpoch: number };
   /** Anything else JSON can carry. */
   extra?: unknown;
@@ -292,12 +316,22 @@ interface StateFile {
   format: 1;
   epoch: number;
   phase: number;
-  optimizer: Checkpoint['optimizer'];
+  optimizer: unknown;
   optimizerSteps: number[];
   rng: { nextEpoch: number };
   extra?: unknown;
   savedAt: string;
   tensors: StateTensor[];
+  /**
+   * SHA-256 of the canonical JSON of every other field (which include each tensor file's
+   * SHA-256): the whole checkpoint is checked by it. Absent in checkpoints of earlier versions.
+   */
+  checksum?: string;
+}
+
+/** The checksum of a state.json's content (without its checksum field), as it reads back. */
+function stateChecksum(state: Omit<StateFile, 'checksum'>): string {
+  return createHash('sha256').update(canonicalJson(JSON.parse(JSON.stringify(state))), 'utf8').digest('hex');
 }
 
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -305,8 +339,9 @@ const STATE_FILE = 'state.json';
 /** checkpoint.tmp-<pid>-<hex> (being written or abandoned) and checkpoint.old-<pid>-<hex> (being replaced). */
 const CHECKPOINT_SIDE_RE = /^checkpoint\.(tmp|old)-\d+-[0-9a-f]+$/;
 
+/** The file of a tensor: <slot>-<index>.npy, the slot percent-encoded where it is not a plain name. */
 function tensorFile(slot: string, index: number): string {
-  return `${slot}-${index}.npy`;
+  return `${encodeURIComponent(slot)}-${index}.npy`;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -320,10 +355,7 @@ function checkCheckpoint(cp: Checkpoint): void {
   if (cp === null || typeof cp !== 'object') invalid('checkpoint must be an object');
   intField(cp.epoch, 'epoch');
   intField(cp.phase, 'phase');
-  const optOk =
-    typeof cp.optimizer === 'string' ||
-    (cp.optimizer !== null && typeof cp.optimizer === 'object' && !Array.isArray(cp.optimizer) && typeof cp.optimizer.name === 'string');
-  if (!optOk) invalid('checkpoint: optimizer must be a name or { name, ...hyperparameters }');
+  if (cp.optimizer === undefined) invalid('checkpoint: optimizer must be given');
   canonicalJson(cp.optimizer);
   if (!Array.isArray(cp.optimizerSteps)) invalid('checkpoint: optimizerSteps must be an array');
   cp.optimizerSteps.forEach((s, i) => intField(s, `optimizerSteps[${i}]`));
@@ -334,7 +366,7 @@ function checkCheckpoint(cp: Checkpoint): void {
   const seen = new Set<string>();
   cp.tensors.forEach((t, i) => {
     const f = `checkpoint: tensors[${i}]`;
-    if (typeof t.slot !== 'string' || !SLOT_RE.test(t.slot)) invalid(`${f}.slot must be a name of letters and digits, got ${String(t.slot)}`);
+    if (typeof t.slot !== 'string' || t.slot === '') invalid(`${f}.slot must be a non-empty string, got ${String(t.slot)}`);
     intField(t.index, `tensors[${i}].index`);
     const id = tensorFile(t.slot, t.index);
     if (seen.has(id)) invalid(`${f}: slot ${t.slot} index ${t.index} appears twice`);
@@ -372,7 +404,25 @@ function corrupt(file: string, problem: string, cause?: unknown): never {
   throw new BsxError('BSX_RUN_CORRUPT', `${file}: ${problem}`, { path: file, ...(cause !== undefined ? { cause } : {}) });
 }
 
-/** Reads and checks state.json of a checkpoint directory (throws BSX_RUN_CORRUPT naming it). */
+const stateCheck = object(
+  {
+    format: oneOf(1),
+    epoch: integer(0),
+    phase: integer(0),
+    optimizer: anyValue,
+    optimizerSteps: arrayOf(integer(0)),
+    rng: object({ nextEpoch: integer(0) }),
+    tensors: arrayOf(
+      object({ slot: nonEmptyString, index: integer(0), shape: arrayOf(integer(0)), dtype: oneOf('<f4'), file: string, sha256: matching(/^[0-9a-f]{64}$/, 'a SHA-256 in hex') }),
+    ),
+  },
+  { savedAt: string, checksum: matching(/^[0-9a-f]{64}$/, 'a SHA-256 in hex') },
+) as Check<StateFile>;
+
+/** What the user can do about a damaged checkpoint. */
+const CHECKPOINT_HINT = 'rerun with --no-resume to start the run over';
+
+/** Reads and checks state.json of a checkpoint directory (throws BSX_RUN_CORRUPT naming it and the field). */
 async function readState(dir: string): Promise<StateFile> {
   const file = join(dir, STATE_FILE);
   let text: string;
@@ -382,34 +432,20 @@ async function readState(dir: string): Promise<StateFile> {
     if (errno(e) === 'ENOENT') corrupt(file, 'missing: the checkpoint is incomplete');
     throw e;
   }
-  let s: StateFile;
-  try {
-    s = JSON.parse(text) as StateFile;
-  } catch (e) {
-    return corrupt(file, `not valid JSON (${(e as Error).message})`, e);
+  const s = parseJsonFile(file, text, stateCheck, { hint: CHECKPOINT_HINT });
+  if (s.checksum !== undefined) {
+    const { checksum, ...rest } = s;
+    if (stateChecksum(rest) !== checksum) {
+      corrupt(file, `checksum does not match the content (a field was edited or the file damaged); ${CHECKPOINT_HINT}`);
+    }
   }
-  const bad = (what: string): never => corrupt(file, what);
-  if (s === null || typeof s !== 'object' || s.format !== 1) bad('not a bsx checkpoint state (format 1)');
-  const nat = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (!nat(s.epoch) || !nat(s.phase)) bad('epoch and phase must be integers >= 0');
-  const opt = s.optimizer as unknown;
-  const optOk =
-    typeof opt === 'string' ||
-    (opt !== null && typeof opt === 'object' && !Array.isArray(opt) && typeof (opt as { name?: unknown }).name === 'string');
-  if (!optOk) bad('optimizer must be a name or { name, ...hyperparameters }');
-  if (!Array.isArray(s.optimizerSteps) || !s.optimizerSteps.every(nat)) bad('optimizerSteps must be an array of integers >= 0');
-  if (s.rng === null || typeof s.rng !== 'object' || !nat(s.rng.nextEpoch)) bad('rng.nextEpoch must be an integer >= 0');
-  if (!Array.isArray(s.tensors)) bad('tensors must be an array');
   const seen = new Set<string>();
   s.tensors.forEach((t, i) => {
-    if (t === null || typeof t !== 'object') bad(`tensors[${i}] must be an object`);
-    if (typeof t.slot !== 'string' || !SLOT_RE.test(t.slot) || !nat(t.index)) bad(`tensors[${i}] has a bad slot or index`);
-    if (t.file !== tensorFile(t.slot, t.index)) bad(`tensors[${i}].file must be ${tensorFile(t.slot, t.index)}`);
-    if (seen.has(t.file)) bad(`tensors[${i}]: ${t.file} is listed twice`);
+    if (t.file !== tensorFile(t.slot, t.index)) {
+      corrupt(file, `tensors[${i}].file must be ${tensorFile(t.slot, t.index)}, got ${JSON.stringify(t.file)}; ${CHECKPOINT_HINT}`);
+    }
+    if (seen.has(t.file)) corrupt(file, `tensors[${i}]: ${t.file} is listed twice; ${CHECKPOINT_HINT}`);
     seen.add(t.file);
-    if (!Array.isArray(t.shape) || !t.shape.every(nat)) bad(`tensors[${i}].shape must be an array of integers >= 0`);
-    if (t.dtype !== '<f4') bad(`tensors[${i}].dtype must be '<f4'`);
-    if (typeof t.sha256 !== 'string') bad(`tensors[${i}].sha256 must be a string`);
   });
   return s;
 }
@@ -424,13 +460,17 @@ async function readCheckpointDir(dir: string): Promise<Checkpoint> {
     try {
       bytes = await readFile(file);
     } catch (e) {
-      if (errno(e) === 'ENOENT') corrupt(file, `missing (listed in ${STATE_FILE})`);
+      if (errno(e) === 'ENOENT') corrupt(file, `missing (listed in ${STATE_FILE}); ${CHECKPOINT_HINT}`);
       throw e;
     }
     const arr = decodeNpy(bytes, file, 'BSX_RUN_CORRUPT');
-    if (arr.dtype !== '<f4') corrupt(file, `dtype ${arr.dtype}, expected <f4`);
-    if (!sameShape(arr.shape, t.shape)) corrupt(file, `shape (${arr.shape.join(', ')}) differs from (${t.shape.join(', ')}) in ${STATE_FILE}`);
-    if (sha256(bytes) !== t.sha256) corrupt(file, `content does not match its SHA-256 in ${STATE_FILE} (the file was damaged or changed)`);
+    if (arr.dtype !== '<f4') corrupt(file, `dtype ${arr.dtype}, expected <f4; ${CHECKPOINT_HINT}`);
+    if (!sameShape(arr.shape, t.shape)) {
+      corrupt(file, `shape (${arr.shape.join(', ')}) differs from (${t.shape.join(', ')}) in ${STATE_FILE}; ${CHECKPOINT_HINT}`);
+    }
+    if (sha256(bytes) !== t.sha256) {
+      corrupt(file, `content does not match its SHA-256 in ${STATE_FILE} (the file was damaged or changed); ${CHECKPOINT_HINT}`);
+    }
     tensors.push({ slot: t.slot, index: t.index, shape: arr.shape, data: arr.data as Float32Array });
   }
   const cp: Checkpoint = {
@@ -533,6 +573,15 @@ async function removeLeftovers(dir: string): Promise<void> {
   for (const ent of exportsEntries) if (ent.isDirectory()) await sweep(join(dir, EXPORTS_DIR, ent.name));
 }
 
+const specFileCheck = object({
+  format: oneOf(1),
+  hash: string,
+  description: string,
+  spec: object({ widths: arrayOf(integer(1)), seeds: arrayOf(integer(0)), phases: arrayOf(object({})) }),
+  data: object({ name: string }),
+  createdAt: string,
+}) as unknown as Check<RunSpecFile>;
+
 async function ensureSpecFile(file: string, key: RunKey, hash: string, description: string): Promise<void> {
   let text: string;
   try {
@@ -543,19 +592,15 @@ async function ensureSpecFile(file: string, key: RunKey, hash: string, descripti
     await writeJsonAtomic(file, content);
     return;
   }
-  let j: Partial<RunSpecFile>;
-  try {
-    j = JSON.parse(text) as Partial<RunSpecFile>;
-  } catch (e) {
-    return corrupt(file, `not valid JSON (${(e as Error).message}); move the run directory away to start the run afresh`, e);
-  }
+  const hint = 'move the run directory away to start the run afresh';
+  const j = parseJsonFile(file, text, specFileCheck, { hint });
   let same = false;
   let theirs = '';
   try {
-    same = j !== null && typeof j === 'object' && canonicalJson({ spec: j.spec, data: j.data }) === canonicalJson(key);
-    theirs = describeRun(j as RunKey);
+    same = canonicalJson({ spec: j.spec, data: j.data }) === canonicalJson(key);
+    theirs = describeRun(normalizeRunKey({ spec: j.spec, data: j.data }));
   } catch {
-    // unreadable content: not the same
+    // content that is no run key: not the same
   }
   if (!same) {
     corrupt(
@@ -604,8 +649,11 @@ export class RunHandle {
     return join(this.dir, name);
   }
 
-  /** The content of summary.json if the run has finished, else undefined. */
-  finished<T = unknown>(): Promise<T | undefined> {
+  /**
+   * The content of summary.json if the run has finished, else undefined; checked with `check`
+   * when given (BSX_RUN_CORRUPT naming the file and the field, with `opts.hint` appended).
+   */
+  finished<T = unknown>(check?: Check<T>, opts: CheckJsonOptions = {}): Promise<T | undefined> {
     return this.serial(async () => {
       const file = this.path(SUMMARY_FILE);
       let text: string;
@@ -615,11 +663,16 @@ export class RunHandle {
         if (errno(e) === 'ENOENT') return undefined;
         throw e;
       }
-      try {
-        return JSON.parse(text, summaryReviver) as T;
-      } catch (e) {
-        return corrupt(file, `not valid JSON (${(e as Error).message})`, e);
-      }
+      return parseJsonFile(file, text, check ?? (anyValue as Check<T>), { ...opts, reviver: summaryReviver });
+    });
+  }
+
+  /** Removes summary.json (a damaged one, before the run is trained again). */
+  discardSummary(): Promise<void> {
+    return this.serial(async () => {
+      await unlink(this.path(SUMMARY_FILE)).catch((e: unknown) => {
+        if (errno(e) !== 'ENOENT') throw e;
+      });
     });
   }
 
@@ -640,7 +693,12 @@ export class RunHandle {
       if (errno(e) === 'ENOENT') return undefined;
       throw e;
     }
-    return parseMetricsCsv(text, file);
+    try {
+      return parseMetricsCsv(text, file);
+    } catch (e) {
+      if (e instanceof BsxError) throw new BsxError(e.code, `${e.message}; ${CHECKPOINT_HINT}`, { path: file, cause: e });
+      throw e;
+    }
   }
 
   /** The rows of metrics.csv (empty if none yet). */
@@ -667,6 +725,15 @@ export class RunHandle {
         seen.add(id);
       }
       await writeFileAtomic(this.path(METRICS_FILE), formatMetricsCsv([...(cur?.rows ?? []), ...rows], layers));
+    });
+  }
+
+  /** Removes metrics.csv (a run that starts over), readable or not. */
+  clearMetrics(): Promise<void> {
+    return this.serial(async () => {
+      await unlink(this.path(METRICS_FILE)).catch((e: unknown) => {
+        if (errno(e) !== 'ENOENT') throw e;
+      });
     });
   }
 
@@ -702,7 +769,7 @@ export class RunHandle {
           await writeFileDurable(join(tmp, file), bytes);
           tensors.push({ slot: t.slot, index: t.index, shape: [...t.shape], dtype: '<f4', file, sha256: sha256(bytes) });
         }
-        const state: StateFile = {
+        const state: Omit<StateFile, 'checksum'> = {
           format: 1,
           epoch: cp.epoch,
           phase: cp.phase,
@@ -713,7 +780,8 @@ export class RunHandle {
           savedAt: new Date().toISOString(),
           tensors,
         };
-        await writeFileDurable(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+        const withChecksum: StateFile = { ...state, checksum: stateChecksum(state) };
+        await writeFileDurable(join(tmp, STATE_FILE), `${JSON.stringify(withChecksum, null, 2)}\n`);
         await fsyncDir(tmp);
       } catch (e) {
         await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
