@@ -33,3 +33,14 @@ if(NOT BSX_CUDA STREQUAL "OFF")
 else()
   message(STATUS "bsx: CUDA backend OFF (BSX_CUDA=OFF)")
 endif()
+
+# bsx_cuda_target(<target>): the CUDA settings of every target with CUDA sources (the addon,
+# the kernel lab): BSX_WITH_CUDA, cudart static, whole-program compilation, -O3 with line info.
+function(bsx_cuda_target target)
+  target_compile_definitions(${target} PRIVATE BSX_WITH_CUDA=1)
+  set_target_properties(${target} PROPERTIES
+    CUDA_RUNTIME_LIBRARY Static
+    CUDA_SEPARABLE_COMPILATION OFF)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CUDA>:-O3 -lineinfo --expt-relaxed-constexpr>)
+endfunction()

@@ -1,15 +1,13 @@
 // The CUDA backend of the addon with test/native/cuda_emu.h in place of a GPU: linked with the
 // addon's other objects it gives a bsx_native.node whose 'cuda' backend runs on the CPU, so the
 // JS parity cases (scripts/gpu-check.mjs, test/cuda_parity.test.ts) can be exercised without a
-// GPU. Slow (every CUDA thread is a fiber); one call at a time. Build from packages/core-native
-// after `pnpm run build` (which leaves the other objects in build/CMakeFiles/bsx_native.dir):
+// GPU. Slow (every CUDA thread is a fiber); one call at a time. Built by CMake (target
+// cuda_emu_addon, test/native/CMakeLists.txt; it takes the Node-API headers from node_modules,
+// so after pnpm install). From packages/core-native:
 //
-//   o=build/CMakeFiles/bsx_native.dir/src; mkdir -p build/emu-addon &&
-//   g++ -std=c++17 -O2 -fPIC -ffp-contract=off -Wno-unknown-pragmas -Isrc
-//     -Itest/native/emu_include -c test/native/cuda_emu_addon.cpp -o build/emu-addon/cuda.o &&
-//   g++ -shared -o build/emu-addon/bsx_native.node build/emu-addon/cuda.o $o/cpu/*.o
-//     $o/engine/*.o $o/napi/*.o -lpthread &&
-//   BSX_NATIVE_PATH=build/emu-addon/bsx_native.node node ../../scripts/gpu-check.mjs --filter 7-5-4-3
+//   cmake -S . -B build/tools -DBSX_BUILD_TOOLS=ON &&
+//     cmake --build build/tools --target cuda_emu_addon --parallel 2 &&
+//   BSX_NATIVE_PATH=build/tools/cuda_emu_addon.node node ../../scripts/gpu-check.mjs --filter 7-5-4-3
 #include "cuda/cuda_ensemble.cu"
 
 namespace bsx::cuda {

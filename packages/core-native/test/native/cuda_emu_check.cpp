@@ -7,16 +7,14 @@
 // NaN, infinities); gradient trials (statistics, histograms, the exported S, the parameters
 // after them, the argument errors). Catches indexing, bounds (guard pages), alignment and barrier errors before
 // a GPU is at hand; timing and races between blocks need the GPU (cuda_lab.cu, gpu-check).
-// Build and run from packages/core-native (about a minute):
+// Built by CMake (target cuda_emu_check, test/native/CMakeLists.txt). From packages/core-native:
 //
-//   mkdir -p build/emu && for f in src/cpu/*.cpp src/engine/ensemble.cpp; do
-//     case $f in *avx512*) x="-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma -mf16c";;
-//       *avx2*) x="-mavx2 -mfma -mf16c";; *) x="";; esac;
-//     g++ -std=c++17 -O2 -DBSX_WITH_CUDA -Isrc $x -c $f -o build/emu/$(basename $f .cpp).o || break;
-//   done && g++ -std=c++17 -O1 -g -ffp-contract=off -Wall -Wno-unknown-pragmas -Isrc
-//     -Itest/native/emu_include test/native/cuda_emu_check.cpp build/emu/*.o -lpthread
-//     -o build/emu/cuda_emu_check && build/emu/cuda_emu_check
-//   (BSX_EMU_ORDER=reverse|shuffle runs the threads of a block in another order.)
+//   pnpm run emu-check      (build/tools: configure, build, run --quick; CI runs this)
+//   cmake -S . -B build/tools -DBSX_BUILD_TOOLS=ON &&
+//     cmake --build build/tools --target cuda_emu_check --parallel 2 &&
+//     build/tools/cuda_emu_check [--quick]
+//   (--quick leaves out the two largest ensembles; BSX_EMU_ORDER=reverse|shuffle runs the
+//   threads of a block in another order.)
 #include <cmath>
 #include <cstdio>
 #include <cstring>

@@ -7,15 +7,13 @@
 // (weights read in the forward, read + written in the fused backward), and a small-R loop
 // with and without CUDA graphs. The opt-in TF32 GEMM is timed beside the fp32 one.
 // Dev tooling, not part of the addon.
-// Build and run on a GPU machine from packages/core-native (scripts/gpu-run does this):
+// Built by CMake where nvcc is found (target cuda_lab, test/native/CMakeLists.txt, with the
+// addon's CUDA settings); run it on a GPU machine (scripts/gpu-run builds and runs it there).
+// From packages/core-native:
 //
-//   mkdir -p build/lab && for f in src/cpu/*.cpp src/engine/ensemble.cpp; do
-//     case $f in *avx512*) x="-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma -mf16c";;
-//       *avx2*) x="-mavx2 -mfma -mf16c";; *) x="";; esac;
-//     g++ -std=c++17 -O2 -DBSX_WITH_CUDA -Isrc $x -c $f -o build/lab/$(basename $f .cpp).o || break;
-//   done && nvcc -std=c++17 -O3 -arch=sm_90 -lineinfo --expt-relaxed-constexpr -Isrc
-//     test/native/cuda_lab.cu src/cuda/cuda_backend.cu build/lab/*.o -o build/lab/cuda_lab &&
-//   build/lab/cuda_lab [--quick] [--json FILE]
+//   cmake -S . -B build/tools -DBSX_BUILD_TOOLS=ON -DBSX_CUDA=ON &&
+//     cmake --build build/tools --target cuda_lab --parallel 2 &&
+//   build/tools/cuda_lab [--quick] [--json FILE]
 // (--tiny: small shapes, for a run under test/native/cuda_emu.h without a GPU.)
 #include <algorithm>
 #include <chrono>

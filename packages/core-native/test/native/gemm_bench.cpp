@@ -1,16 +1,12 @@
 // The GEMM kernel lab: checks sgemm against sgemm_reference on every SIMD path (all four
 // transpose combinations, epilogues, edge shapes, batched calls, 1 vs N threads bit-exact),
 // then times the MLP's shapes per path and thread count against the measured FMA peak.
-// Dev tooling, not part of the addon. Build and run from packages/core-native:
+// Dev tooling, not part of the addon. Built by CMake (target gemm_bench,
+// test/native/CMakeLists.txt) with the addon's flags; from packages/core-native:
 //
-//   mkdir -p build/bench && for f in gemm gemm_reference gemm_avx2 gemm_avx512 cpu_features
-//       thread_pool peak peak_avx2 peak_avx512; do
-//     case $f in *avx512) x="-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma";;
-//       *avx2) x="-mavx2 -mfma -mf16c";; *) x="";; esac;
-//     g++ -std=c++17 -O3 -fno-math-errno -Isrc $x -c src/cpu/$f.cpp -o build/bench/$f.o || break;
-//   done && g++ -std=c++17 -O3 -Isrc test/native/gemm_bench.cpp build/bench/*.o -lpthread
-//       -o build/bench/gemm_bench
-//   build/bench/gemm_bench [--check-only|--bench-only] [--path avx512|avx2|portable]
+//   cmake -S . -B build/tools -DBSX_BUILD_TOOLS=ON &&
+//     cmake --build build/tools --target gemm_bench --parallel 2
+//   build/tools/gemm_bench [--check-only|--bench-only] [--path avx512|avx2|portable]
 //                          [--threads N] [--quick] [--shape M,N,K,ta,tb]...
 //   (BSX_KC / BSX_NC / BSX_L2 override the cache blocking, BSX_DIRECT_M / BSX_DOT_M the
 //   largest M of the direct and dot kernels; BENCH_CPUTIME=1 times one
