@@ -18,7 +18,9 @@ import { writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { binding, Dataset, Ensemble, engineInfo } from '@bsx/core';
+import { Dataset, Ensemble, engineInfo } from '@bsx/core';
+// The GEMM and the FMA probe are the engine's own, below @bsx/core's public API.
+import native from '@bsx/core-native';
 import { fmt, table } from './format.js';
 import { defaultDataDir, describeMachine, machine, type Machine } from './machine.js';
 import { BatchOrder, LAYERS, LR, EVAL_CHUNK, glorotWeights, loadSplit, parseSizes, type Split } from './peer.js';
@@ -154,7 +156,7 @@ function bestRate(fn: () => number, seconds: number): number {
   return best;
 }
 
-type Gemm = ReturnType<typeof binding>['gemm'];
+type Gemm = typeof native.gemm;
 
 // ---------------------------------------------------------------------------
 // Ceilings
@@ -635,7 +637,7 @@ export async function rooflineMain(argv: string[]): Promise<number> {
   const log = (m: string) => process.stderr.write(`[roofline] ${m}\n`);
 
   const info = engineInfo();
-  const g = binding().gemm;
+  const g = native.gemm;
   const threads = g.threads();
   const caches = readCaches();
   const caps = capacities(caches, threads);

@@ -3,7 +3,9 @@
 // epoch), and gradient trials run as replicas of one ensemble (TRIAL_REPLICAS at a time); the
 // checks are computed step by step first.
 
-import { binding, Dataset, Ensemble, engineInfo } from '@bsx/core';
+import { Dataset, Ensemble, engineInfo } from '@bsx/core';
+// The GEMM and the FMA probe are the engine's own, below @bsx/core's public API.
+import native from '@bsx/core-native';
 import {
   ADAM,
   ADAM_EPOCHS,
@@ -207,7 +209,7 @@ async function runAdam(ctx: Ctx, w: Extract<Workload, { workload: 'adam' }>): Pr
 
 async function runGemm(ctx: Ctx, shape: readonly [number, number, number]): Promise<PeerResult> {
   const [M, N, K] = shape;
-  const g = binding().gemm;
+  const g = native.gemm;
   const a = new Float32Array(M * K).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
   const bm = new Float32Array(K * N).map((_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
   const c = new Float32Array(M * N);
@@ -242,7 +244,7 @@ async function runOn(backend: 'cpu' | 'cuda', options: PeerRunOptions): Promise<
   };
   const cuda = backend === 'cuda';
   if (!cuda) options.log('bsx: measuring the fp32 ceiling');
-  const peakGflops = cuda ? undefined : binding().gemm.peakGflops(options.quick ? 0.3 : 1.0);
+  const peakGflops = cuda ? undefined : native.gemm.peakGflops(options.quick ? 0.3 : 1.0);
   const results: PeerResult[] = [];
   for (const w of options.workloads as Workload[]) {
     options.log(`bsx: ${workloadKey(w)}`);

@@ -3,7 +3,9 @@
 // statistics, evaluation, and argument checking of every native entry point.
 
 import { describe, expect, it } from 'vitest';
-import { Dataset, Ensemble, binding, philox4x32 } from '../src/index.js';
+import { Dataset, Ensemble, philox4x32 } from '../src/index.js';
+// the raw engine, below the public API
+import { binding } from '../src/engine/binding.js';
 import {
   cloneParams,
   logSoftmax,

@@ -12,7 +12,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   Ensemble,
   RunStore,
-  binding,
   captureCheckpoint,
   ensembleOptimizer,
   formatOptimizer,
@@ -24,6 +23,8 @@ import {
   runTraining,
   type OptimizerSpec,
 } from '../src/index.js';
+// the raw engine, below the public API
+import { binding } from '../src/engine/binding.js';
 import { expectClose, lcg, refParams, rowsOf, syntheticData } from './helpers/small-mlp.js';
 import { newModelState, refOptimizerStep, type RefAdamHyper, type RefOptimizer, type RefSgdHyper } from './reference/optimizers.js';
 

@@ -2,7 +2,9 @@
 // epoch data order drawn from it.
 
 import { describe, expect, it } from 'vitest';
-import { binding, epochPermutation, philox4x32, seedKey, uniformAt } from '../src/index.js';
+import { epochPermutation, philox4x32, seedKey, uniformAt } from '../src/index.js';
+// the raw engine, below the public API
+import { binding } from '../src/engine/binding.js';
 
 // counter[4] key[2] -> output[4] (Random123 kat_vectors, philox4x32_10)
 const KAT: [number[], number[], number[]][] = [
