@@ -237,6 +237,73 @@ describe('the optimisers against PyTorch rules in float64', () => {
   });
 });
 
+describe('wide layers: the weight-gradient GEMM with the update fused in, on every SIMD path', () => {
+  // 37-300-260-10: the weight gradients of the two wide layers go through the packed GEMM
+  // (M = 300 and 260 > 64, K = b > 8): at b = 16 all of K is one block (the update reads a
+  // scratch band), at b = 300 K spans two blocks of 256 (the update reads C); the 10-wide
+  // output layer takes the direct kernel. Plain SGD folds the update into the GEMM (C = W).
+  const W2 = [37, 300, 260, 10];
+  const N2 = 320;
+  const wide = syntheticData(N2, W2[0]!, W2[3]!, 11);
+  const gemm = binding().gemm;
+  const paths = gemm.availableSimdPaths();
+  const before = gemm.simdPath();
+  afterAll(() => gemm.setSimdPath(before));
+  const cases: { what: string; engine: Case['engine']; ref: RefOptimizer; lr: number }[] = [
+    { what: 'plain SGD', engine: { name: 'sgd' }, ref: { name: 'sgd', hyper: sgd({}) }, lr: 0.05 },
+    { what: 'SGD with Nesterov momentum and weight decay', engine: { name: 'sgd', momentum: [0.9], nesterov: [true], weightDecay: [0.01] }, ref: { name: 'sgd', hyper: sgd({ momentum: 0.9, nesterov: true, weightDecay: 0.01 }) }, lr: 0.05 },
+    { what: 'Adam', engine: { name: 'adam' }, ref: { name: 'adam', hyper: adamH({}) }, lr: 0.003 },
+    { what: 'AdamW', engine: { name: 'adamw', weightDecay: [0.1] }, ref: { name: 'adamw', hyper: adamH({ weightDecay: 0.1 }) }, lr: 0.003 },
+  ];
+  for (const path of paths) {
+    for (const b of [16, 300]) {
+      it(`${path}, b = ${b}: every optimiser matches the float64 reference after 2 steps`, async () => {
+        gemm.setSimdPath(path);
+        for (const c of cases) {
+          const ens = new Ensemble({ replicas: 1, widths: W2 });
+          ens.init([7]);
+          ens.setOptimizer(c.engine);
+          const ref = refParams(ens, 0);
+          const start = refParams(ens, 0);
+          const state = newModelState(W2.length - 1);
+          const idx = Int32Array.from({ length: 2 * b }, (_, i) => (13 * i + 5) % N2);
+          await ens.train(wide.data, idx, { batchSize: b, lr: c.lr });
+          for (let s = 0; s < 2 * b; s += b) {
+            const ids = Array.from(idx.subarray(s, s + b));
+            refOptimizerStep(W2, ref, rowsOf(wide.data, wide.features, ids), ids.map((i) => wide.labels[i]!), c.ref, c.lr, state);
+          }
+          const got = refParams(ens, 0);
+          for (let l = 0; l < W2.length - 1; l++) {
+            for (const [name, g, r, s0] of [['W', got.W[l]!, ref.W[l]!, start.W[l]!], ['b', got.b[l]!, ref.b[l]!, start.b[l]!]] as const) {
+              const what = `${path} b${b} ${c.what}: ${name}${l}`;
+              if (c.ref.name === 'sgd') {
+                expectClose(g, r, 3e-6, 3e-4, what);
+                continue;
+              }
+              // Adam moves each weight by about lr * sign(g): a gradient near eps in size, the
+              // float32 rounding of a cancelling sum, moves by a visibly different fraction of
+              // lr. Compare the changes as a whole (a wrong rule is off by O(lr) everywhere) and
+              // bound every element by a tenth of a step.
+              let d2 = 0;
+              let c2 = 0;
+              let worst = 0;
+              for (let i = 0; i < r.length; i++) {
+                const d = g[i]! - r[i]!;
+                d2 += d * d;
+                c2 += (r[i]! - s0[i]!) ** 2;
+                worst = Math.max(worst, Math.abs(d));
+              }
+              expect(Math.sqrt(d2 / c2), `${what}: |engine change - reference change| / |reference change|`).toBeLessThan(2e-3);
+              expect(worst, `${what}: largest difference`).toBeLessThan(0.1 * c.lr);
+            }
+          }
+          ens.dispose();
+        }
+      });
+    }
+  }
+});
+
 describe('runs with every optimiser resume to the same numbers', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bsx-opt-run-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

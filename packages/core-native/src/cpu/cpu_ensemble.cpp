@@ -15,6 +15,8 @@
 #include "cpu/philox.h"
 #include "cpu/smallb.h"
 #include "cpu/thread_pool.h"
+#include "cpu/update.h"
+#include "cpu/fpenv.h"
 
 namespace bsx::cpu {
 
@@ -247,6 +249,84 @@ void CpuEnsemble::backward(std::int64_t rows, Reps g) {
   }
 }
 
+namespace {
+// The weight-gradient GEMM's tile hook: the optimiser's update of the tile's weights (and
+// their state) from the gradient tile just computed, while it is in cache.
+struct UpdateHook : TileHook {
+  optim::Kind kind;
+  const UpdateKernels* ks;
+  float* W;                         // the replica's weight matrix [out, in]
+  std::int64_t ldw;
+  float* state[optim::kMaxState];   // its state tensors (or none: held false)
+  bool held;
+  const float* scalars;             // the replica's step scalars
+
+  static void apply(const TileHook* self, int m, int n, int rows, int cols, const float* c,
+                    std::int64_t ldc) {
+    const UpdateHook& h = *static_cast<const UpdateHook*>(self);
+    const std::int64_t off = static_cast<std::int64_t>(m) * h.ldw + n;
+    float* st[optim::kMaxState] = {nullptr, nullptr};
+    for (int k = 0; k < optim::kMaxState; ++k)
+      if (h.state[k] != nullptr) st[k] = h.state[k] + off;
+    h.ks->apply_2d(h.kind, h.W + off, h.ldw, c, ldc, st, h.held, rows, cols, h.scalars);
+  }
+};
+}  // namespace
+
+void CpuEnsemble::backward_update(std::int64_t rows, int r, float lr) {
+  const int L = layers();
+  const int b = static_cast<int>(rows);
+  const bool plain = plain_sgd();
+  const Reps g{r, 1};
+  float scalars[optim::kMaxScalars];
+  step_scalars(r, lr, scalars);
+  const UpdateKernels& uk = update_kernels();
+  for (int l = L - 1; l >= 0; --l) {
+    const int in = widths_[l], out = widths_[l + 1];
+    const std::int64_t nW = static_cast<std::int64_t>(out) * in;
+    const float* delta = deltas_[l + 1].data();  // [b, out]
+    float* W = param_[2 * l].data() + r * nW;
+    float* bias = param_[2 * l + 1].data() + static_cast<std::int64_t>(r) * out;
+    if (l > 0) {
+      // delta[l] (b, in) = (delta (b, out) * W (out, in)) masked by act[l] > 0, with W before
+      // its update
+      Epilogue ep;
+      ep.mask = act_[l].data();
+      ep.ldm = in;
+      sgemm(false, false, b, in, out, 1.0f, delta, out, W, in, 0.0f, deltas_[l].data(), in, ep);
+    }
+    // db (out) = column sums of delta
+    float* gb = grad_[2 * l + 1].data() + static_cast<std::int64_t>(r) * out;
+    column_sums(delta, rows, out, gb);
+    if (plain) {
+      // W -= lr * delta^T (out, b) * act[l] (b, in): the update folded into the GEMM (C = W)
+      sgemm(true, false, out, in, b, -lr, delta, out, act_[l].data(), in, 1.0f, W, in);
+      sgd_update(bias, gb, static_cast<std::size_t>(out), lr);
+      continue;
+    }
+    // dW into the gradient buffer, each tile handed to the optimiser's rule as it is done
+    UpdateHook hook;
+    hook.fn = &UpdateHook::apply;
+    hook.kind = opt_.kind;
+    hook.ks = &uk;
+    hook.W = W;
+    hook.ldw = in;
+    hook.held = state_slots_ > 0;
+    for (int k = 0; k < optim::kMaxState; ++k)
+      hook.state[k] = k < state_slots_ ? state_[k][2 * l].data() + r * nW : nullptr;
+    hook.scalars = scalars;
+    Epilogue ep;
+    ep.hook = &hook;
+    sgemm(true, false, out, in, b, 1.0f, delta, out, act_[l].data(), in, 0.0f,
+          grad_[2 * l].data() + r * nW, in, ep);
+    float* sb[optim::kMaxState] = {nullptr, nullptr};
+    for (int k = 0; k < state_slots_; ++k) sb[k] = state_[k][2 * l + 1].data() + static_cast<std::int64_t>(r) * out;
+    uk.apply(opt_.kind, bias, gb, sb, state_slots_ > 0, out, scalars);
+  }
+  steps_[r] += 1;
+  (void)g;
+}
+
 void CpuEnsemble::apply_update(const float* lr, Reps g) {
   if (plain_sgd()) {
     // the study's SGD: p -= lr * g, no state
@@ -266,48 +346,24 @@ void CpuEnsemble::apply_update(const float* lr, Reps g) {
     }
     return;
   }
-  optim::visit(opt_.kind, [&](auto rule) { apply_rule<decltype(rule)>(lr, g); });
-}
-
-template <typename Rule>
-void CpuEnsemble::apply_rule(const float* lr, Reps g) {
-  // per replica: the step's scalars (step count t = steps + 1), then the element rule over
-  // every parameter with its state
-  std::vector<float> scalars(static_cast<std::size_t>(g.count) * optim::kMaxScalars);
+  // any other optimiser, from the gradient buffers (per replica: its step scalars)
+  const UpdateKernels& uk = update_kernels();
   for (int r = g.r0; r < g.r0 + g.count; ++r) {
-    step_scalars(r, lr[r], scalars.data() + static_cast<std::size_t>(r - g.r0) * optim::kMaxScalars);
+    float scalars[optim::kMaxScalars];
+    step_scalars(r, lr[r], scalars);
+    for (int t = 0; t < tensor_count(); ++t) {
+      const std::int64_t n = tensor_numel(t);
+      float* st[optim::kMaxState] = {nullptr, nullptr};
+      for (int k = 0; k < state_slots_; ++k) st[k] = state_[k][t].data() + r * n;
+      uk.apply(opt_.kind, param_[t].data() + r * n, grad_[t].data() + r * n, st, state_slots_ > 0, n, scalars);
+    }
     steps_[r] += 1;
-  }
-  constexpr int S = Rule::kStateCount;
-  const bool held = state_slots_ >= S;
-  for (int t = 0; t < tensor_count(); ++t) {
-    const std::int64_t n = tensor_numel(t);
-    const std::int64_t base = static_cast<std::int64_t>(g.r0) * n;
-    float* st[S > 0 ? S : 1] = {};
-    for (int k = 0; k < S; ++k) st[k] = held ? state_[k][t].data() : nullptr;
-    parallel_for(static_cast<std::int64_t>(g.count) * n, [&](std::int64_t lo, std::int64_t hi, int) {
-      for (std::int64_t i = base + lo; i < base + hi;) {
-        const std::int64_t r = i / n;
-        const std::int64_t end = std::min(base + hi, (r + 1) * n);
-        const float* s = scalars.data() + static_cast<std::size_t>(r - g.r0) * optim::kMaxScalars;
-        float* p = param_[t].data();
-        const float* gr = grad_[t].data();
-        for (std::int64_t j = i; j < end; ++j) {
-          float v[S > 0 ? S : 1] = {};
-          if (held)
-            for (int k = 0; k < S; ++k) v[k] = st[k][j];
-          Rule::step(p[j], gr[j], v, s);
-          if (held)
-            for (int k = 0; k < S; ++k) st[k][j] = v[k];
-        }
-        i = end;
-      }
-    }, 4096);
   }
 }
 
 void CpuEnsemble::train(const Dataset& data, const std::int32_t* indices, std::int64_t n,
                         int batch, const float* lr, double* loss_out) {
+  const FlushDenormals ftz;  // subnormals off the slow path (cpu/fpenv.h)
   check_dataset(data);
   if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
   if (n < 1) throw std::invalid_argument("train: need at least one index per replica");
@@ -332,14 +388,14 @@ void CpuEnsemble::train(const Dataset& data, const std::int32_t* indices, std::i
       gather(data, indices, n, off, b, g);
       forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b, g);
       loss_head(labels_.data(), b, b, true, &loss[r], &hits[r], g);
-      backward(b, g);
-      apply_update(lr, g);
+      backward_update(b, r, lr[r]);
     }
   }
   for (int r = 0; r < replicas_; ++r) loss_out[r] = loss[r] / static_cast<double>(n);
 }
 
 EvalResult CpuEnsemble::evaluate(const Dataset& data, std::int64_t start, std::int64_t count) {
+  const FlushDenormals ftz;  // subnormals off the slow path (cpu/fpenv.h)
   check_dataset(data);
   if (start < 0 || count < 1 || start + count > data.count)
     throw std::out_of_range("evaluate: rows [" + std::to_string(start) + ", " +
@@ -364,6 +420,7 @@ EvalResult CpuEnsemble::evaluate(const Dataset& data, std::int64_t start, std::i
 
 void CpuEnsemble::forward(const Dataset& data, const std::int32_t* indices, int batch,
                           float* logprobs) {
+  const FlushDenormals ftz;  // subnormals off the slow path (cpu/fpenv.h)
   check_dataset(data);
   if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * batch);
@@ -386,6 +443,7 @@ void CpuEnsemble::forward(const Dataset& data, const std::int32_t* indices, int 
 
 void CpuEnsemble::gradients(const Dataset& data, const std::int32_t* indices, int batch,
                             const std::vector<float*>& grads, double* loss_out) {
+  const FlushDenormals ftz;  // subnormals off the slow path (cpu/fpenv.h)
   check_dataset(data);
   if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
   if (static_cast<int>(grads.size()) != tensor_count())
@@ -552,6 +610,7 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
                                           std::int64_t n, int batch, float lr,
                                           const HistogramSpec& hist_mean,
                                           const HistogramSpec& hist_sum, float* export_s) {
+  const FlushDenormals ftz;
   check_dataset(data);
   check_grad_trials(n, batch, hist_mean, hist_sum);
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);

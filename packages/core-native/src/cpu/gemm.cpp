@@ -210,6 +210,7 @@ class Workspace {
 
 thread_local Workspace t_ws_a;
 thread_local Workspace t_ws_b;
+thread_local Workspace t_ws_band;  // a band of C handed to a hook instead of C
 
 // ---------------------------------------------------------------------------------------
 // One problem.
@@ -304,6 +305,12 @@ inline int pieces_per_thread() {
 constexpr double kMinParallelMacs = 1 << 20;
 constexpr double kMinParallelStream = 1 << 16;  // elements of the largest operand
 
+// The hook of a finished region (when there is one).
+inline void tile_done(const Problem& p, int m, int n, int rows, int cols) {
+  if (p.ep.hook != nullptr && rows > 0 && cols > 0)
+    p.ep.hook->fn(p.ep.hook, m, n, rows, cols, p.C + static_cast<std::int64_t>(m) * p.ldc + n, p.ldc);
+}
+
 void run_scale(const Problem& p) {
   for (int m = 0; m < p.M; ++m) {
     float* c = p.C + m * p.ldc;
@@ -314,6 +321,7 @@ void run_scale(const Problem& p) {
                              p.ep.relu);
     }
   }
+  tile_done(p, 0, 0, p.M, p.N);
 }
 
 void run_direct(const KernelSet& ks, const Problem& p, int T) {
@@ -323,16 +331,18 @@ void run_direct(const KernelSet& ks, const Problem& p, int T) {
     // Pieces of columns (each streams its columns of B once per 8 rows).
     const int w = std::max(64, round_up(ceil_div(p.N, T * pieces_per_thread()), 16));
     dynamic_for(T, ceil_div(p.N, w), [&](int i) {
-      ks.direct(0, p.M, i * w, std::min(p.N, (i + 1) * w), p.K, p.alpha, p.A, rsa, csa, p.B,
-                p.ldb, p.beta, p.C, p.ldc, p.ep);
+      const int n0 = i * w, n1 = std::min(p.N, (i + 1) * w);
+      ks.direct(0, p.M, n0, n1, p.K, p.alpha, p.A, rsa, csa, p.B, p.ldb, p.beta, p.C, p.ldc, p.ep);
+      tile_done(p, 0, n0, p.M, n1 - n0);
     });
   } else {
     // Pieces of rows: at small K each streams its rows of C once; at 33..64 rows each
     // streams B (from the shared cache) once per 8 of its rows.
     const int h = std::max(8, round_up(ceil_div(p.M, T * pieces_per_thread()), 8));
     dynamic_for(T, ceil_div(p.M, h), [&](int i) {
-      ks.direct(i * h, std::min(p.M, (i + 1) * h), 0, p.N, p.K, p.alpha, p.A, rsa, csa, p.B,
-                p.ldb, p.beta, p.C, p.ldc, p.ep);
+      const int m0 = i * h, m1 = std::min(p.M, (i + 1) * h);
+      ks.direct(m0, m1, 0, p.N, p.K, p.alpha, p.A, rsa, csa, p.B, p.ldb, p.beta, p.C, p.ldc, p.ep);
+      tile_done(p, m0, 0, m1 - m0, p.N);
     });
   }
 }
@@ -357,6 +367,7 @@ void run_dot(const KernelSet& ks, const Problem& p, int T) {
       ks.dot(r, n0, n1, p.K, p.alpha, A + m * lda, lda, p.B, p.ldb, p.beta, p.C + m * p.ldc,
              p.ldc, e);
     }
+    tile_done(p, m0, n0, m1 - m0, n1 - n0);
   };
   if (p.M <= 4 * kSmallM) {
     // Pieces of rows of B (columns of C), each streamed once per 8 rows of A.
@@ -384,8 +395,14 @@ void packed_kstep(const KernelSet& ks, const Problem& p, int pc, int kc, int m0,
   const bool has_ep = p.ep.bias != nullptr || p.ep.mask != nullptr || p.ep.relu;
   const bool last = pc + kc >= p.K;
   const float beta = pc == 0 ? p.beta : 1.0f;
+  // With a hook and all of K in this block (C neither read nor kept: beta == 0), each band of
+  // C goes to a scratch band that the hook reads while it is in L1/L2; C is never written.
+  const bool scratch = p.ep.hook != nullptr && pc == 0 && last && p.beta == 0.0f;
+  float* band = scratch ? t_ws_band.get(static_cast<std::size_t>(MR) * (n1 - n0)) : nullptr;
   for (int m = m0; m < m1; m += MR) {
     const int mv = std::min(MR, m1 - m);
+    float* Cm = scratch ? band - n0 : p.C + m * p.ldc;  // row m of C (or of the band)
+    const std::int64_t ldc = scratch ? n1 - n0 : p.ldc;
     const float* A;
     std::int64_t rsa, csa;
     if (!p.ta) {
@@ -414,8 +431,15 @@ void packed_kstep(const KernelSet& ks, const Problem& p, int pc, int kc, int m0,
         tep.relu = p.ep.relu;
         epp = &tep;
       }
-      ks.kernel(kc, A, rsa, csa, Bp + static_cast<std::int64_t>(jr) * kc, p.C + m * p.ldc + n,
-                p.ldc, mv, nv, p.alpha, beta, epp);
+      ks.kernel(kc, A, rsa, csa, Bp + static_cast<std::int64_t>(jr) * kc, Cm + n, ldc, mv, nv,
+                p.alpha, beta, epp);
+    }
+    // the band of mr rows across the block's columns is done: one region per band (each of
+    // its rows a contiguous run, which the hook streams through)
+    if (scratch) {
+      p.ep.hook->fn(p.ep.hook, m, n0, mv, n1 - n0, band, ldc);
+    } else if (last) {
+      tile_done(p, m, n0, mv, n1 - n0);
     }
   }
 }
@@ -579,6 +603,7 @@ void sgemm_batched(int batch, const BatchStrides& s, bool transA, bool transB, i
                    const Epilogue& ep) {
   check_args("sgemm_batched", transA, transB, M, N, K, lda, ldb, ldc, ep);
   if (batch < 0) throw std::invalid_argument("sgemm_batched: negative batch");
+  if (ep.hook != nullptr && batch > 1) throw std::invalid_argument("sgemm_batched: a tile hook needs batch <= 1");
   if (batch == 0 || M == 0 || N == 0) return;
   const KernelSet& ks = active_set();
   auto problem = [&](std::int64_t i) {

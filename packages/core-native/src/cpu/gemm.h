@@ -16,11 +16,23 @@ namespace bsx::cpu {
 //   max(., 0)                  (relu)
 // (The mask and the ReLU act as selects: an element whose mask is not > 0, or whose value is
 // not > 0 under relu, becomes +0, NaN included. beta == 0 means C is not read at all.)
+// A hook on each finished region of C (after the epilogue, on the thread that computed it,
+// while the region is still in that core's cache): rows [m, m + rows) x columns
+// [n, n + cols), at c with row stride ldc. Regions are disjoint and cover C once. The
+// weight-gradient GEMM of a training step uses it to apply the optimiser's update to the
+// parameters of each tile of the gradient it has just computed. With a hook and beta == 0,
+// C may be left unwritten where the driver hands the hook a scratch copy of the region (its
+// contents are the hook's to use; C is only an output then). Not for batched calls.
+struct TileHook {
+  void (*fn)(const TileHook* self, int m, int n, int rows, int cols, const float* c, std::int64_t ldc);
+};
+
 struct Epilogue {
   const float* bias = nullptr;
   const float* mask = nullptr;
   std::int64_t ldm = 0;
   bool relu = false;
+  const TileHook* hook = nullptr;
 };
 
 // Strides between consecutive problems of a batched call (in floats).

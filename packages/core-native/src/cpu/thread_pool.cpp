@@ -5,6 +5,7 @@
 // Reference: the fork-join/spin-then-block scheme of OpenMP runtimes (libgomp's GOMP_SPINCOUNT).
 #include "cpu/thread_pool.h"
 #include "engine/errors.h"
+#include "cpu/fpenv.h"
 
 #include <algorithm>
 #include <atomic>
@@ -153,6 +154,7 @@ class Pool {
 
   void worker_main(int index) {
     t_worker_index = index;
+    flush_denormals_on_this_thread();  // workers only ever run the engine's arithmetic
     std::uint64_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
       // Spin for a while, then block.

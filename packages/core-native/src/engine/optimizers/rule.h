@@ -19,11 +19,7 @@
 #pragma once
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define BSX_HD __host__ __device__ __forceinline__
-#else
-#define BSX_HD inline
-#endif
+#include "engine/host_device.h"
 
 namespace bsx::optim {
 
