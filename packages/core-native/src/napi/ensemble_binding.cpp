@@ -73,6 +73,10 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
     info.This().As<Napi::Object>().TypeTag(&kTag);
   }
 
+  static Napi::Value OnCalledAsFunction(const Napi::CallbackInfo& info) {
+    return CalledAsFunction<EnsembleWrap>(info);
+  }
+
   static void Register(Napi::Env env, Napi::Object exports) {
     Napi::Function ctor = DefineClass(env, "Ensemble", {});
     Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
