@@ -79,6 +79,10 @@ std::shared_ptr<const cpu::Dataset> DatasetWrap::FromValue(const Napi::Value& v,
   return w.dataset_;
 }
 
+Napi::Value DatasetWrap::OnCalledAsFunction(const Napi::CallbackInfo& info) {
+  return CalledAsFunction<DatasetWrap>(info);
+}
+
 void DatasetWrap::Register(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "Dataset", {});
   Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();

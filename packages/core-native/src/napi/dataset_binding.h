@@ -16,6 +16,8 @@ class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
 
   explicit DatasetWrap(const Napi::CallbackInfo& info);
   static void Register(Napi::Env env, Napi::Object exports);
+  // `Dataset(...)` without `new`: a TypeError with a code (napi/guard.h).
+  static Napi::Value OnCalledAsFunction(const Napi::CallbackInfo& info);
 
   // The dataset of a JS argument (a TypeError naming `where` for anything else, an Error
   // once it has been disposed).

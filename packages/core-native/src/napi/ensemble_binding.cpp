@@ -73,6 +73,10 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
     info.This().As<Napi::Object>().TypeTag(&kTag);
   }
 
+  static Napi::Value OnCalledAsFunction(const Napi::CallbackInfo& info) {
+    return CalledAsFunction<EnsembleWrap>(info);
+  }
+
   static void Register(Napi::Env env, Napi::Object exports) {
     Napi::Function ctor = DefineClass(env, "Ensemble", {});
     Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
@@ -405,6 +409,16 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
     if (static_cast<double>(b) * R_ > 2147483647.0) ThrowRange(env, fn + ": replicas * batchSize must be < 2^31");
     auto idx = CopyIndices(Arg(info, 1), fn + ": indices", R_, b, *ds);
     Ensemble& e = Idle(env, fn);
+    // The result is one typed array made by V8, which ends the process instead of throwing
+    // when it cannot allocate it: refused beyond the machine's memory or V8's limit of 2^32
+    // elements for a typed array made through its API.
+    const double floats = static_cast<double>(R_) * b * e.widths().back(), have = PhysicalMemoryBytes();
+    if (floats > 4294967296.0 || (have > 0 && 4.0 * floats > have))
+      throw WithCode(Napi::RangeError::New(env, fn + ": the result (replicas x batchSize x classes = " +
+                                                    std::to_string(static_cast<long long>(floats)) + " floats, " +
+                                                    Gigabytes(4.0 * floats) + ") is larger than a typed array can be (2^32 " +
+                                                    "elements, and this machine has " + Gigabytes(have) + ")"),
+                     code::kTooLarge);
     auto out = Napi::Float32Array::New(env, static_cast<std::size_t>(R_ * b * e.widths().back()));
     e.forward(*ds, idx.data(), b, out.Data());
     return out;

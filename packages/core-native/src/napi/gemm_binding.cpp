@@ -207,8 +207,8 @@ Napi::Value RunGemm(const Napi::CallbackInfo& info, bool reference) {
     }
   } catch (const Napi::Error&) {
     throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, o.fn() + ": " + e.what());
+  } catch (...) {
+    throw ToJs(env, CurrentFailure(o.fn()));  // e.g. a bad BSX_THREADS: BSX_INVALID_ENV
   }
   return env.Undefined();
 }

@@ -102,6 +102,13 @@ T& Argument(const Napi::Value& v, const std::string& where) {
   return *p;
 }
 
+// A class constructor called as a plain function (`Ensemble(...)` without `new`): the
+// TypeError node-addon-api throws there, with a code. T::OnCalledAsFunction calls it.
+template <typename T>
+Napi::Value CalledAsFunction(const Napi::CallbackInfo& info) {
+  ThrowType(info.Env(), std::string(T::kClass) + ": a class constructor; call it with 'new'");
+}
+
 // Prototype methods and accessors of T: a static thunk per member, the qualified name
 // ("Ensemble.train") passed as the function's data.
 template <typename T>
