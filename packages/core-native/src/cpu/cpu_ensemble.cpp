@@ -273,11 +273,10 @@ struct UpdateHook : TileHook {
 };
 }  // namespace
 
-void CpuEnsemble::backward_update(std::int64_t rows, int r, float lr) {
+void CpuEnsemble::backward_update(std::int64_t rows, int r, float lr, bool keep_last_grad) {
   const int L = layers();
   const int b = static_cast<int>(rows);
   const bool plain = plain_sgd();
-  const Reps g{r, 1};
   float scalars[optim::kMaxScalars];
   step_scalars(r, lr, scalars);
   const UpdateKernels& uk = update_kernels();
@@ -298,6 +297,20 @@ void CpuEnsemble::backward_update(std::int64_t rows, int r, float lr) {
     // db (out) = column sums of delta
     float* gb = grad_[2 * l + 1].data() + static_cast<std::int64_t>(r) * out;
     column_sums(delta, rows, out, gb);
+    if (keep_last_grad && l == L - 1) {
+      // the weight gradient kept in grad_ (gradient trials read it), then the update from it
+      float* gW = grad_[2 * l].data() + r * nW;
+      sgemm(true, false, out, in, b, 1.0f, delta, out, act_[l].data(), in, 0.0f, gW, in);
+      float* sw[optim::kMaxState] = {nullptr, nullptr};
+      float* sb[optim::kMaxState] = {nullptr, nullptr};
+      for (int k = 0; k < state_slots_; ++k) {
+        sw[k] = state_[k][2 * l].data() + r * nW;
+        sb[k] = state_[k][2 * l + 1].data() + static_cast<std::int64_t>(r) * out;
+      }
+      uk.apply(opt_.kind, W, gW, sw, state_slots_ > 0, nW, scalars);
+      uk.apply(opt_.kind, bias, gb, sb, state_slots_ > 0, out, scalars);
+      continue;
+    }
     if (plain) {
       // W -= lr * delta^T (out, b) * act[l] (b, in): the update folded into the GEMM (C = W)
       sgemm(true, false, out, in, b, -lr, delta, out, act_[l].data(), in, 1.0f, W, in);
@@ -324,41 +337,6 @@ void CpuEnsemble::backward_update(std::int64_t rows, int r, float lr) {
     uk.apply(opt_.kind, bias, gb, sb, state_slots_ > 0, out, scalars);
   }
   steps_[r] += 1;
-  (void)g;
-}
-
-void CpuEnsemble::apply_update(const float* lr, Reps g) {
-  if (plain_sgd()) {
-    // the study's SGD: p -= lr * g, no state
-    for (int r = g.r0; r < g.r0 + g.count; ++r) steps_[r] += 1;
-    for (int t = 0; t < tensor_count(); ++t) {
-      const std::int64_t n = tensor_numel(t);
-      const std::int64_t base = static_cast<std::int64_t>(g.r0) * n;
-      parallel_for(static_cast<std::int64_t>(g.count) * n, [&](std::int64_t lo, std::int64_t hi, int) {
-        // split [lo, hi) at replica boundaries: each replica has its own lr
-        for (std::int64_t i = base + lo; i < base + hi;) {
-          const std::int64_t r = i / n;
-          const std::int64_t end = std::min(base + hi, (r + 1) * n);
-          sgd_update(param_[t].data() + i, grad_[t].data() + i, static_cast<std::size_t>(end - i), lr[r]);
-          i = end;
-        }
-      }, 4096);
-    }
-    return;
-  }
-  // any other optimiser, from the gradient buffers (per replica: its step scalars)
-  const UpdateKernels& uk = update_kernels();
-  for (int r = g.r0; r < g.r0 + g.count; ++r) {
-    float scalars[optim::kMaxScalars];
-    step_scalars(r, lr[r], scalars);
-    for (int t = 0; t < tensor_count(); ++t) {
-      const std::int64_t n = tensor_numel(t);
-      float* st[optim::kMaxState] = {nullptr, nullptr};
-      for (int k = 0; k < state_slots_; ++k) st[k] = state_[k][t].data() + r * n;
-      uk.apply(opt_.kind, param_[t].data() + r * n, grad_[t].data() + r * n, st, state_slots_ > 0, n, scalars);
-    }
-    steps_[r] += 1;
-  }
 }
 
 void CpuEnsemble::train(const Dataset& data, const std::int32_t* indices, std::int64_t n,
@@ -631,7 +609,6 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
     });
   } else {
     ensure_workspace(std::min<std::int64_t>(batch, n), 1);
-    std::vector<float> lr_all(replicas_, lr);
     for (int r = 0; r < replicas_; ++r) {  // one replica at a time, as in train()
       const Reps g{r, 1};
       double loss = 0;
@@ -641,11 +618,11 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
         gather(data, indices, n, off, b, g);
         forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b, g);
         loss_head(labels_.data(), b, b, true, &loss, &hits, g);
-        backward(b, g);
+        // the step's update fused as in train(), but the last layer's weight gradient kept
+        backward_update(b, r, lr, true);
         trial_step(grad_[last].data() + r * numel, numel, b, off == 0,
                    s_mean.data() + r * numel, s_sum.data() + r * numel,
                    res.stats.data() + r * kTrialStats);
-        apply_update(lr_all.data(), g);
       }
     }
   }

@@ -56,16 +56,16 @@ class CpuEnsemble final : public Ensemble {
   // correct[0..count); writes dlogits when wanted.
   void loss_head(const std::int32_t* labels, std::int64_t labels_stride, std::int64_t rows,
                  bool want_grad, double* loss_sum, std::int64_t* correct, Reps g);
-  // Backward from deltas_.back() into grad_ (all tensors of the replicas in g).
+  // Backward from deltas_.back() into grad_ (all tensors of the replicas in g), no update
+  // (gradients()).
   void backward(std::int64_t rows, Reps g);
-  // The optimiser step of the replicas in g from grad_; lr is indexed by replica (all R).
-  void apply_update(const float* lr, Reps g);
   // One training step's backward pass of replica r (its rows already forward in act_ and
   // its loss gradient in deltas_.back()) with the update fused in: each layer's deltas are
   // propagated with its weights before they change, then its weight gradient is computed
   // and applied at once (plain SGD: inside the GEMM, C = W; other optimisers: tile by tile
   // through the GEMM's hook, while the gradient tile is in cache). Counts the step.
-  void backward_update(std::int64_t rows, int r, float lr);
+  // keep_last_grad: the last layer's weight gradient is left in grad_ (gradient trials).
+  void backward_update(std::int64_t rows, int r, float lr, bool keep_last_grad = false);
 
   // The small-batch path (cpu/smallb.h): plain SGD (plain_sgd()) at b <= small_batch_max();
   // other optimisers take the GEMM path at every batch size (their state would double or
