@@ -29,6 +29,8 @@ declare namespace bsxNative {
       simdPath: string;
       gemmKernel: string;
       threads: number;
+      /** Subnormal floats flushed to zero in the engine's arithmetic (BSX_FTZ=0 turns it off). */
+      flushDenormals: boolean;
     };
     cuda: {
       compiled: boolean;

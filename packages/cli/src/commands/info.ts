@@ -20,6 +20,7 @@ export function infoCommand(opts: { json?: boolean }): void {
     `cpu features: ${info.cpu.features.join(' ') || '(none detected)'}`,
     `cpu kernels: ${info.cpu.simdPath} (gemm: ${info.cpu.gemmKernel})`,
     `threads: ${info.cpu.threads}${process.env.BSX_THREADS ? ' (BSX_THREADS)' : ''}`,
+    `subnormals: ${info.cpu.flushDenormals ? 'flushed to zero (FTZ/DAZ; BSX_FTZ=0 keeps them)' : 'kept (IEEE)'}`,
     `cuda: ${cuda}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "cpu/cpu_features.h"
+#include "cpu/fpenv.h"
 #include "cpu/gemm.h"
 #include "cpu/philox.h"
 #include "cpu/thread_pool.h"
@@ -55,6 +56,7 @@ Napi::Value Info(const Napi::CallbackInfo& info, const std::string&) {
   cpuo.Set("simdPath", cpu::simd_path_name(cpu::simd_path()));
   cpuo.Set("gemmKernel", cpu::gemm_kernel_name());
   cpuo.Set("threads", cpu::num_threads());
+  cpuo.Set("flushDenormals", cpu::flush_denormals_enabled());
   o.Set("cpu", cpuo);
 
   const cuda::DeviceInfo d = cuda::probe();
