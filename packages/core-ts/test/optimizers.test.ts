@@ -5,6 +5,7 @@
 // against the reference; state carried through a checkpoint on disk and a resume, bit for bit;
 // the table as @bsx/core reads it, the text syntax and the canonical form.
 
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -302,6 +303,46 @@ describe('wide layers: the weight-gradient GEMM with the update fused in, on eve
       });
     }
   }
+});
+
+describe('subnormal optimiser state', () => {
+  // Adam's first moment of a weight that gets no gradient decays by beta1 per step into the
+  // subnormal range. A dataset whose first feature is 0 gives the first column of W1 an exact
+  // zero gradient; its moments, set to subnormal values, are flushed to zero by default (FTZ/DAZ)
+  // and decay as IEEE says with BSX_FTZ=0. Either way the step matches the float64 reference.
+  const script = `
+    import { Dataset, Ensemble } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+    const widths = [4, 6, 3];
+    const x = new Float32Array(8 * 4).map((_, i) => (i % 4 === 0 ? 0 : ((i * 37) % 11) / 11 - 0.5));
+    const y = new Uint8Array(8).map((_, i) => i % 3);
+    const ds = Dataset.fromArrays(x, y, { dim: 4, classes: 3 });
+    const ens = new Ensemble({ replicas: 1, widths });
+    ens.init([3]);
+    ens.setOptimizer('adam');
+    ens.setTensor(0, new Float32Array(24).fill(1e-39), 'expAvg');
+    ens.setTensor(0, new Float32Array(24).fill(1e-39), 'expAvgSq');
+    await ens.train(ds, Int32Array.from([0, 1, 2, 3]), { batchSize: 4, lr: 0.01 });
+    const m = ens.getTensor(0, 'expAvg').data;
+    console.log(JSON.stringify({ m0: Array.from({ length: 6 }, (_, o) => m[o * 4]), m1: m[1] }));
+  `;
+  const run = (env: Record<string, string>): { m0: number[]; m1: number } => {
+    // a child process: BSX_FTZ is read once per process (the built package, as bsx runs it)
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ...env } });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  };
+
+  it('are flushed to zero by default, kept with BSX_FTZ=0; the gradient-fed moments are the same', () => {
+    const ftz = run({});
+    const ieee = run({ BSX_FTZ: '0' });
+    expect(ftz.m0).toEqual(Array(6).fill(0));
+    // 1e-39 + (0 - 1e-39) * 0.1 in float32: a subnormal near 9e-40
+    for (const v of ieee.m0) expect(v).toBeCloseTo(9e-40, 44); // subnormals carry few digits
+    expect(ieee.m0.every((v) => v > 0 && v < 1.17549435e-38)).toBe(true);
+    // a weight with a gradient: its moment is normal, and the same with or without FTZ
+    expect(Math.abs(ftz.m1)).toBeGreaterThan(1e-6);
+    expect(ftz.m1).toBe(ieee.m1);
+  });
 });
 
 describe('runs with every optimiser resume to the same numbers', () => {
