@@ -305,6 +305,33 @@ describe('wide layers: the weight-gradient GEMM with the update fused in, on eve
   }
 });
 
+describe('threads', () => {
+  it('the fused updates give the same bits on 1 and 2 threads (every optimiser, packed and direct GEMMs)', async () => {
+    const W2 = [37, 300, 260, 10];
+    const wide = syntheticData(200, W2[0]!, W2[3]!, 12);
+    const gemm = binding().gemm;
+    const before = gemm.threads();
+    try {
+      for (const opt of ['sgd', { name: 'sgd', momentum: 0.9 }, 'adam', 'adamw'] as const) {
+        const params: Float32Array[][] = [];
+        for (const threads of [1, 2]) {
+          gemm.setThreads(threads);
+          const ens = new Ensemble({ replicas: 2, widths: W2 });
+          ens.init([1, 2]);
+          ens.setOptimizer(opt);
+          const idx = Int32Array.from({ length: 2 * 48 }, (_, i) => (7 * i + 3) % 200);
+          await ens.train(wide.data, idx, { batchSize: 16, lr: [0.01, 0.02] });
+          params.push(ens.parameters().map((t) => t.data));
+          ens.dispose();
+        }
+        params[0]!.forEach((t, i) => expect(Array.from(params[1]![i]!), `${JSON.stringify(opt)} tensor ${i}`).toEqual(Array.from(t)));
+      }
+    } finally {
+      gemm.setThreads(before);
+    }
+  });
+});
+
 describe('subnormal optimiser state', () => {
   // Adam's first moment of a weight that gets no gradient decays by beta1 per step into the
   // subnormal range. A dataset whose first feature is 0 gives the first column of W1 an exact
