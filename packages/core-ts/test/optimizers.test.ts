@@ -305,6 +305,27 @@ describe('wide layers: the weight-gradient GEMM with the update fused in, on eve
   }
 });
 
+describe('checkpoints of earlier versions', () => {
+  it("an Adam checkpoint with the old slot names (adamM, adamV) restores into expAvg and expAvgSq", () => {
+    const src = makeEnsemble();
+    src.snapshot();
+    src.setOptimizer('adam');
+    const shapes = Array.from({ length: 6 }, (_, t) => [R, ...src.tensorShape(t)]);
+    const fill = (t: number, k: number) => Float32Array.from({ length: shapes[t]!.reduce((a, b) => a * b, 1) }, (_, i) => (k + 1) * 1e-3 + i * 1e-6);
+    const tensors = (['param', 'snapshot', 'adamM', 'adamV'] as const).flatMap((slot, k) =>
+      shapes.map((shape, t) => ({ slot, index: t, shape, data: k < 2 ? src.getTensor(t, slot).data : fill(t, k) })),
+    );
+    const dst = new Ensemble({ replicas: R, widths: WIDTHS });
+    restoreCheckpoint(dst, { epoch: 1, phase: 0, optimizer: 'adam', optimizerSteps: [5, 5, 5], tensors, rng: { nextEpoch: 2 } });
+    for (let t = 0; t < 6; t++) {
+      expect(Array.from(dst.getTensor(t, 'expAvg').data)).toEqual(Array.from(fill(t, 2)));
+      expect(Array.from(dst.getTensor(t, 'expAvgSq').data)).toEqual(Array.from(fill(t, 3)));
+      expect(Array.from(dst.getTensor(t).data)).toEqual(Array.from(src.getTensor(t).data));
+    }
+    expect(Array.from(dst.optimizerSteps())).toEqual([5, 5, 5]);
+  });
+});
+
 describe('threads', () => {
   it('the fused updates give the same bits on 1 and 2 threads (every optimiser, packed and direct GEMMs)', async () => {
     const W2 = [37, 300, 260, 10];
