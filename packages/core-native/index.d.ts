@@ -161,25 +161,26 @@ declare namespace bsxNative {
     new (options: { replicas: number; widths: number[]; backend?: 'cpu' | 'cuda' }): NativeEnsemble;
   }
 
+  /** One GEMM (or a batch of them): C = alpha op(A) op(B) + beta C, then the epilogue. */
   interface NativeGemmOptions {
-    transA: boolean;
-    transB: boolean;
+    transA?: boolean; // default false
+    transB?: boolean; // default false
     M: number;
     N: number;
     K: number;
-    alpha: number;
-    beta: number;
+    alpha?: number; // default 1
+    beta?: number; // default 0
     a: Float32Array;
-    lda: number;
+    lda?: number; // default: op(A) packed (its row length)
     b: Float32Array;
-    ldb: number;
+    ldb?: number;
     c: Float32Array;
-    ldc: number;
+    ldc?: number; // default N
     bias?: Float32Array;
     mask?: Float32Array;
     ldm?: number;
     relu?: boolean;
-    batch?: number;
+    batch?: number; // default 1
     strideA?: number;
     strideB?: number;
     strideC?: number;

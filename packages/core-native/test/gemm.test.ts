@@ -6,50 +6,14 @@
 // (pnpm --filter @bsx/core-native run build).
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NativeBinding, NativeGemmOptions } from '../index.js';
 
 const require = createRequire(import.meta.url);
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const native: any = require('../index.cjs');
+// the addon's surface is typed once, in index.d.ts
+const native = require('../index.cjs') as NativeBinding;
+type GemmOpts = NativeGemmOptions;
 
-interface GemmOpts {
-  transA?: boolean;
-  transB?: boolean;
-  M: number;
-  N: number;
-  K: number;
-  alpha?: number;
-  beta?: number;
-  a: Float32Array;
-  lda?: number;
-  b: Float32Array;
-  ldb?: number;
-  c: Float32Array;
-  ldc?: number;
-  bias?: Float32Array;
-  mask?: Float32Array;
-  ldm?: number;
-  relu?: boolean;
-  batch?: number;
-  strideA?: number;
-  strideB?: number;
-  strideC?: number;
-  strideBias?: number;
-  strideMask?: number;
-}
-
-interface GemmApi {
-  sgemm(o: GemmOpts): void;
-  sgemmReference(o: GemmOpts): void;
-  simdPath(): string;
-  setSimdPath(name: string): void;
-  availableSimdPaths(): string[];
-  threads(): number;
-  setThreads(n: number): void;
-  peakGflops(seconds?: number): number;
-  kernelName(): string;
-}
-
-const gemm: GemmApi = native.gemm;
+const gemm = native.gemm;
 
 // ---------------------------------------------------------------------------------------
 // Deterministic inputs.
