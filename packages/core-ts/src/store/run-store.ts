@@ -8,7 +8,7 @@
 //     summary.json   written only once the run has finished
 //     checkpoint/    the latest checkpoint: one .npy per tensor and state.json
 //     exports/<name>/<tensor>.npy   weight exports
-//     lock           present while a process has the run open
+//     lock           present while a process has the run open (a lease, see lock.ts)
 //
 // Finished runs are reused (finished()), interrupted ones resumed (loadCheckpoint() and
 // truncateMetrics()). Every file is replaced atomically (written beside, fsynced, renamed), the
@@ -640,6 +640,11 @@ export class RunHandle {
   /** Runs `fn` after every earlier operation of this handle has finished (one at a time). */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     if (this.lock.released) return Promise.reject(new BsxError('BSX_INVALID_ARGUMENT', `run ${this.dir}: the handle was released`));
+    if (this.lock.lost) {
+      return Promise.reject(
+        new BsxError('BSX_RUN_LOCKED', `run ${this.dir}: another process broke this process's lease on the run (it was not renewed in time); nothing more is written to it`),
+      );
+    }
     const p = this.queue.then(fn);
     this.queue = p.catch(() => undefined);
     return p;
@@ -665,6 +670,16 @@ export class RunHandle {
       }
       return parseJsonFile(file, text, check ?? (anyValue as Check<T>), { ...opts, reviver: summaryReviver });
     });
+  }
+
+  /** The lease of the run's lock was broken by another process (see lock.ts): nothing more is written. */
+  get lost(): boolean {
+    return this.lock.lost;
+  }
+
+  /** Called once if the lease of the run's lock is broken by another process. */
+  onLost(fn: () => void): void {
+    this.lock.onLost(fn);
   }
 
   /** Removes summary.json (a damaged one, before the run is trained again). */
