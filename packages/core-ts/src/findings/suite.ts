@@ -199,9 +199,19 @@ export interface SpeedModel {
 const trainCost = (m: SpeedModel, b: number): number => m.trainAlpha + m.trainBeta / b;
 const trialCost = (m: SpeedModel, b: number): number => m.trialAlpha + m.trialBeta / b;
 
-/** Measures the engine on the real data: a few steps at two batch sizes, an evaluation, trials. */
-export async function measureSpeed(data: SuiteData, replicas: number, backend: 'cpu' | 'cuda', chunk: number): Promise<SpeedModel> {
-  const ens = new Ensemble({ replicas, backend });
+/**
+ * Measures the engine on the real data: a few steps at two batch sizes, an evaluation, trials;
+ * with the model `widths` (default the study's 784-1024-1024-10).
+ */
+export async function measureSpeed(
+  data: Pick<SuiteData, 'train' | 'test'>,
+  replicas: number,
+  backend: 'cpu' | 'cuda',
+  chunk: number,
+  widths?: readonly number[],
+): Promise<SpeedModel> {
+  const w = widths ? { widths: [...widths] } : {};
+  const ens = new Ensemble({ replicas, backend, ...w });
   ens.init(Array.from({ length: replicas }, (_, i) => i));
   const N = data.train.count;
   const timeTrain = async (b: number, steps: number): Promise<number> => {
@@ -224,7 +234,7 @@ export async function measureSpeed(data: SuiteData, replicas: number, backend: '
   const evalPerSample = (performance.now() - t0) / 1000 / evalN;
   // gradient trials: replicas of one model, per replica
   const R = Math.min(chunk, 8);
-  const g = new Ensemble({ replicas: R, backend });
+  const g = new Ensemble({ replicas: R, backend, ...w });
   g.init(Array.from({ length: R }, (_, i) => i));
   g.snapshot();
   const trial = async (b: number, n: number): Promise<number> => {
@@ -236,6 +246,8 @@ export async function measureSpeed(data: SuiteData, replicas: number, backend: '
   await trial(8, 8);
   const tr1 = await trial(1, 16);
   const trBig = await trial(big, big);
+  ens.dispose();
+  g.dispose();
   const trialBeta = Math.max(0, (tr1 - trBig) / (1 - 1 / big));
   return { trainAlpha, trainBeta, evalPerSample, trialAlpha: Math.max(1e-12, trBig - trialBeta / big), trialBeta };
 }
