@@ -2,13 +2,14 @@
 // an interrupted one continues from its last epoch checkpoint and gives the same numbers as
 // an uninterrupted run. Metrics rows and checkpoints are written after every epoch.
 
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dataset } from '../engine/dataset.js';
 import { normalizeOptimizer, type OptimizerSpec } from '../engine/optimizers.js';
 import { BsxError } from '../errors.js';
 import { canonicalJson } from '../store/hash.js';
-import { CHECKPOINT_DIR, SUMMARY_FILE, type Checkpoint, type MetricsRow, type RunData, type RunHandle, type RunStore } from '../store/run-store.js';
-import { anyValue, arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, string, type Check } from '../store/validate.js';
+import { CHECKPOINT_DIR, SUMMARY_FILE, describeRun, normalizeRunKey, runHash, summaryReviver, type Checkpoint, type MetricsRow, type RunData, type RunHandle, type RunStore } from '../store/run-store.js';
+import { anyValue, arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, parseJsonFile, string, type Check } from '../store/validate.js';
 import { checkMemory, estimateTrainingMemory } from './memory.js';
 import {
   expectedOptimizerSteps,
@@ -139,10 +140,13 @@ const summaryCheck = object({
 
 /** The summary of a finished run, checked against the run's spec; undefined if it has not finished. */
 async function readSummary(handle: RunHandle, spec: Required<TrainSpec>): Promise<TrainResult | undefined> {
-  const file = join(handle.dir, SUMMARY_FILE);
   const hint = `delete the run folder ${handle.dir}, or rerun with --no-resume to train it again`;
   const done = await handle.finished(summaryCheck, { hint });
   if (done === undefined) return undefined;
+  return checkSummary(join(handle.dir, SUMMARY_FILE), done, spec, hint);
+}
+
+function checkSummary(file: string, done: TrainResult, spec: Required<TrainSpec>, hint: string): TrainResult {
   const bad = (problem: string): never => {
     throw fileError(file, problem, { hint });
   };
@@ -153,6 +157,27 @@ async function readSummary(handle: RunHandle, spec: Required<TrainSpec>): Promis
     if (s.epochs.length !== epochs) bad(`seeds[${r}].epochs holds ${s.epochs.length} entries, the run has ${epochs} epochs`);
   });
   return done;
+}
+
+/**
+ * @internal The result of a finished run of the store, read without taking its lock (for
+ * reports while other processes work); undefined when the run has not finished.
+ */
+export async function readRunResult(store: RunStore, specIn: TrainSpec, data: RunData, trainCount: number): Promise<StoredRunResult | undefined> {
+  const spec = normalizeSpec(specIn, trainCount);
+  const key = { spec, data };
+  const dir = store.runDir(key);
+  const file = join(dir, SUMMARY_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  const hint = `delete the run folder ${dir} to train it again`;
+  const done = checkSummary(file, parseJsonFile(file, text, summaryCheck, { hint, reviver: summaryReviver }), spec, hint);
+  return { ...done, dir, hash: runHash(key), description: describeRun(normalizeRunKey(key)), reused: true };
 }
 
 /**

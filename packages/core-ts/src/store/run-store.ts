@@ -493,7 +493,8 @@ function summaryReplacer(_k: string, v: unknown): unknown {
   return typeof v === 'number' && !Number.isFinite(v) ? String(v) : v;
 }
 
-function summaryReviver(_k: string, v: unknown): unknown {
+/** @internal Turns the strings summary.json keeps for non-finite numbers back into numbers (JSON.parse's reviver). */
+export function summaryReviver(_k: string, v: unknown): unknown {
   if (v === 'NaN') return Number.NaN;
   if (v === 'Infinity') return Infinity;
   if (v === '-Infinity') return -Infinity;
