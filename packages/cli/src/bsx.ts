@@ -8,6 +8,7 @@ import { infoCommand } from './commands/info.js';
 import { optimizersCommand } from './commands/optimizers.js';
 import { gradStudyCommand } from './commands/grad-study.js';
 import { findingsCommand, reportCommand, runCommand } from './commands/run.js';
+import { sweepPlanCommand, sweepReportCommand, sweepRunCommand, sweepStatusCommand } from './commands/sweep.js';
 import { trainCommand } from './commands/train.js';
 
 /** A number written in decimal or exponent notation (12, 0.01, 1e-2), else undefined: not hex, binary, octal, Infinity or 1_000. */
@@ -188,6 +189,53 @@ program
   .argument('<dir>', 'the --out folder of bsx run', pathArg('dir'))
   .option('--json', 'print the verdicts as JSON')
   .action(async (dir: string, opts) => reportCommand(dir, opts));
+
+const sweep = program
+  .command('sweep')
+  .allowExcessArguments(false)
+  .description('a study file (YAML or JSON): plan it, run it (on one machine or as a shard of a cluster), see its status, report it');
+const sweepCommon = (cmd: Command, defaultOut: boolean): Command =>
+  cmd
+    .allowExcessArguments(false)
+    .option('--out <dir>', `results folder: the run store and the gradient points${defaultOut ? '' : ' (with a study file)'} (default bsx-sweep)`, pathArg('--out'))
+    .option('--json', 'print JSON');
+sweepCommon(
+  sweep
+    .command('plan')
+    .description('list every unit of work with its estimated time (from the engine measured on the spot), per shard with --shards')
+    .argument('<study>', 'the study file, or a results folder holding sweep.json', pathArg('study'))
+    .option('--shards <n>', 'show the assignment to N shards', intArg('--shards', 1))
+    .option('--shard <k/N>', 'plan shard k of N only')
+    .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
+    .option('--chunk <n>', 'gradient trials run at once', intArg('--chunk', 1)),
+  true,
+).action(async (file: string, opts) => sweepPlanCommand(file, opts));
+sweepCommon(
+  sweep
+    .command('run')
+    .description('run what the results folder lacks (finished units are reused, interrupted ones resume); --shard k/N, or a Slurm array / Kubernetes Indexed Job, runs one shard')
+    .argument('<study>', 'the study file, or a results folder holding sweep.json', pathArg('study'))
+    .option('--shard <k/N>', 'run shard k of N (default: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX; none: the whole study)')
+    .option('--shards <n>', 'the number of shards of a Kubernetes Indexed Job (its completions; BSX_SHARDS also sets it)', intArg('--shards', 1))
+    .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
+    .option('--chunk <n>', 'gradient trials run at once (results do not depend on it)', intArg('--chunk', 1)),
+  true,
+).action(async (file: string, opts) => sweepRunCommand(file, opts));
+sweepCommon(
+  sweep
+    .command('status')
+    .description('count the units done, running (and who holds them) and to do')
+    .argument('<study>', 'the study file, or a results folder holding sweep.json', pathArg('study'))
+    .option('--shards <n>', 'show which shard each unit belongs to', intArg('--shards', 1)),
+  false,
+).action(async (arg: string, opts) => sweepStatusCommand(arg, opts));
+sweepCommon(
+  sweep
+    .command('report')
+    .description('build <name>-report.html, <name>-runs.csv and <name>-trials.csv from whatever the shards finished, and say what is missing')
+    .argument('<study>', 'the study file, or a results folder holding sweep.json', pathArg('study')),
+  false,
+).action(async (arg: string, opts) => sweepReportCommand(arg, opts));
 
 program
   .command('optimizers')

@@ -29,6 +29,7 @@ import {
 } from '@bsx/core';
 import { loadData } from '../data.js';
 import { table } from '../format.js';
+import { fmtSeconds } from '../plan-display.js';
 import { ProgressBar } from '../progress.js';
 
 export interface RunCommandOptions {
@@ -43,12 +44,6 @@ export interface RunCommandOptions {
 
 const CITATION = 'K. Shen, "Effect of batch size on training dynamics", 2018 (blog post); bsx reproduces its findings with its own code and data pipeline.';
 
-function fmtSeconds(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  if (s < 90) return `${Math.round(s)} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  return `${(s / 3600).toFixed(1)} h`;
-}
 
 export function selectFindings(ids: string[]): Finding[] {
   if (ids.length === 0 || ids.some((i) => i.toLowerCase() === 'all')) return [...FINDINGS];

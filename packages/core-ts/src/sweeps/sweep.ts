@@ -162,7 +162,7 @@ export function sweepUnits(study: Study, sizes: { trainCount: number; testCount:
       units.push({
         kind: 'train',
         id: `train:${pack.map((r) => r.id).join('+')}`,
-        label: pack.length === 1 ? pack[0]!.label : `${pack[0]!.label} and ${pack.length - 1} more run${pack.length > 2 ? 's' : ''} (${replicas} replicas)`,
+        label: pack.length === 1 ? pack[0]!.label : `${pack[0]!.label} + ${pack.length - 1} more run${pack.length > 2 ? 's' : ''} (${replicas} replicas)`,
         runs: pack,
         cost: pack.reduce((a, r) => a + runCost(r.spec), 0),
       });
@@ -185,7 +185,7 @@ export function sweepUnits(study: Study, sizes: { trainCount: number; testCount:
         units.push({
           kind: 'grad',
           id: `grad:${g.name}:L${layer}:b${b}`,
-          label: `${g.name}: layer ${layer}, b=${b}, ${g.trials} trials from ${model.label}`,
+          label: `${g.name}: layer ${layer}, b=${b}, ${g.trials} trials`,
           grad: g,
           layer,
           b,
