@@ -154,7 +154,8 @@ function schemaMessages(errors: readonly ErrorObject[], root: unknown): { segmen
         break;
       }
       case 'anyOf':
-        message = `${field} must be ${(e.parentSchema as { description?: string })?.description ?? 'of another form'}, got ${shown(value)}`;
+        // the node's $comment says what it takes in a few words (its description says more, for editors)
+        message = `${field} must be ${(e.parentSchema as { $comment?: string })?.$comment ?? 'of another form'}, got ${shown(value)}`;
         break;
       case 'enum':
         message = `${field} must be one of ${((e.params as { allowedValues: unknown[] }).allowedValues).map((x) => JSON.stringify(x)).join(', ')}, got ${shown(value)}`;
