@@ -7,6 +7,7 @@
 // installed); a study with a mistake is refused before anything is written.
 
 import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,6 +203,37 @@ describe('a shard killed in the middle of a unit', () => {
     const done = journal(out).filter((e) => e.event === 'done').map((e) => e.unit);
     expect(new Set(done).size).toBe(done.length);
   }, 180_000);
+});
+
+describe('the cluster examples', () => {
+  it('the Kubernetes Indexed Job: as many shards as completions, the results on the shared volume, a study bsx accepts', () => {
+    // the yaml package @bsx/core reads study files with
+    const { parseAllDocuments } = createRequire(join(ROOT, 'packages', 'core-ts', 'package.json'))('yaml') as typeof import('yaml');
+    const docs = parseAllDocuments(readFileSync(join(ROOT, 'examples', 'k8s', 'sweep-job.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>);
+    const job = docs.find((d) => d.kind === 'Job')!;
+    const claim = docs.find((d) => d.kind === 'PersistentVolumeClaim')!;
+    const cm = docs.find((d) => d.kind === 'ConfigMap')!;
+    expect(job.spec.completionMode).toBe('Indexed');
+    const c = job.spec.template.spec.containers[0];
+    const args: string[] = c.command;
+    expect(args.slice(1, 3)).toEqual(['sweep', 'run']);
+    expect(Number(args[args.indexOf('--shards') + 1])).toBe(job.spec.completions);
+    expect(claim.spec.accessModes).toEqual(['ReadWriteMany']);
+    const results = c.volumeMounts.find((m: { name: string }) => m.name === 'results');
+    expect(job.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'results').persistentVolumeClaim.claimName).toBe(claim.metadata.name);
+    expect(args[args.indexOf('--out') + 1]!.startsWith(`${results.mountPath}/`)).toBe(true);
+    // the study it mounts is one bsx accepts, with the units of the lr-scaling example
+    const dir = tmp();
+    writeFileSync(join(dir, 'study.yaml'), cm.data['study.yaml']);
+    const plan = bsx(['sweep', 'plan', join(dir, 'study.yaml'), '--out', join(dir, 'out'), '--device', 'cpu', '--shards', String(job.spec.completions), '--json']);
+    const example = bsx(['sweep', 'plan', LR_STUDY, '--out', join(dir, 'out'), '--device', 'cpu', '--json']);
+    if (haveFashion) {
+      expect(plan.code, plan.stderr).toBe(0);
+      const ids = (o: string) => (JSON.parse(o).units as { id: string }[]).map((u) => u.id);
+      expect(ids(plan.stdout)).toEqual(ids(example.stdout));
+      expect(JSON.parse(plan.stdout).perShard).toHaveLength(3);
+    }
+  });
 });
 
 describe('a study with a mistake', () => {
