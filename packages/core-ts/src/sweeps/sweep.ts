@@ -20,11 +20,12 @@ import { gradientStudy, type GradStudyPoint, type RegimeModel } from '../experim
 import { checkMemory, estimateGradStudyMemory, estimateTrainingMemory } from '../experiments/memory.js';
 import { runTraining, runTrainingPack } from '../experiments/run.js';
 import { packSignature, type TrainEvent, type TrainSpec } from '../experiments/train.js';
-import { defaultSuiteChunk, measureSpeed, readGradPoint, type PlanItem, type PlanStatus, type SpeedModel } from '../findings/suite.js';
+import { defaultSuiteChunk } from '../findings/suite.js';
+import { NO_SPEED, measureSpeed, readGradPoint, storedRunState, trainingSecondsLeft, type PlanItem, type PlanStatus, type SpeedModel } from './units.js';
 import { writeJsonAtomic } from '../store/atomic.js';
 import { specHash } from '../store/hash.js';
 import { acquireLock, lockHolder, type LockInfo } from '../store/lock.js';
-import { CHECKPOINT_DIR, RunStore, SUMMARY_FILE, runHash, type RunData } from '../store/run-store.js';
+import { RunStore, runHash, type RunData } from '../store/run-store.js';
 import { object, oneOf, parseJsonFile, string, type Check } from '../store/validate.js';
 import { Journal } from './journal.js';
 import { unitsOfShard, type Shard } from './shards.js';
@@ -214,25 +215,6 @@ export function gradUnitDir(out: string, unit: GradUnit, data: RunData, weightsI
 
 export const POINT_FILE = 'point.json';
 
-/** A run's state in the store: finished, a checkpoint to resume from (its epoch), or nothing. */
-async function runState(store: RunStore, spec: Required<TrainSpec>, data: RunData): Promise<{ status: PlanStatus; epochs: number; dir: string }> {
-  const dir = store.runDir({ spec, data });
-  if (existsSync(join(dir, SUMMARY_FILE))) return { status: 'done', epochs: Infinity, dir };
-  const state = join(dir, CHECKPOINT_DIR, 'state.json');
-  if (existsSync(state)) {
-    // for the estimate only: the checkpoint is checked when the run resumes
-    let epochs = 0;
-    try {
-      const s = JSON.parse(await readFile(state, 'utf8')) as { epoch?: unknown } | null;
-      if (Number.isSafeInteger(s?.epoch)) epochs = s!.epoch as number;
-    } catch {
-      // unreadable: estimated from the start
-    }
-    return { status: 'partial', epochs, dir };
-  }
-  return { status: 'todo', epochs: 0, dir };
-}
-
 /** Reads stored weights (W1.npy, b1.npy, ... as `bsx train --export` writes them) and checks them against the model. */
 export async function readWeights(dir: string, widths: readonly number[], where: string): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
@@ -313,10 +295,6 @@ export interface SweepOptions {
 
 export interface SweepPlanItem extends PlanItem {
   unit: SweepUnit;
-  /** The shard (from 1) the unit belongs to, when the plan is for shards. */
-  shard?: number;
-  /** Who holds the unit's work now (from the run store's leases). */
-  heldBy?: LockInfo[];
 }
 
 export type SweepEvent =
@@ -331,26 +309,14 @@ async function unitStates(study: Study, units: readonly SweepUnit[], data: Sweep
   const N = data.train.count;
   const T = data.test.count;
   const items: SweepPlanItem[] = [];
-  const runSeconds = (spec: Required<TrainSpec>, doneEpochs: number): number => {
-    if (!speed) return 0;
-    let e = 0;
-    let s = 0;
-    for (const p of spec.phases) {
-      for (let k = 0; k < p.epochs; k++) {
-        e++;
-        if (e <= doneEpochs) continue;
-        s += spec.seeds.length * (N * (speed.trainAlpha + speed.trainBeta / p.batchSize) + (N + T) * speed.evalPerSample);
-      }
-    }
-    return s;
-  };
+  const runSeconds = (spec: Required<TrainSpec>, doneEpochs: number): number => trainingSecondsLeft(speed ?? NO_SPEED, spec, N, T, doneEpochs);
   for (const unit of units) {
     const heldBy: LockInfo[] = [];
     if (unit.kind === 'train') {
       let estimate = 0;
       const states: PlanStatus[] = [];
       for (const r of unit.runs) {
-        const st = await runState(store, r.spec, data.identity);
+        const st = await storedRunState(store, r.spec, data.identity);
         states.push(st.status);
         if (st.status !== 'done') estimate += runSeconds(r.spec, st.epochs);
         const h = lockHolder(st.dir);
@@ -365,7 +331,7 @@ async function unitStates(study: Study, units: readonly SweepUnit[], data: Sweep
       if (!done && speed) {
         estimate = unit.grad.trials * unit.grad.samplesPerTrial * (speed.trialAlpha + speed.trialBeta / unit.b);
         if (unit.model.kind === 'run') {
-          const st = await runState(store, unit.model.spec, data.identity);
+          const st = await storedRunState(store, unit.model.spec, data.identity);
           if (st.status !== 'done' && !unit.model.ofGrid) estimate += runSeconds(unit.model.spec, st.epochs);
         }
       }
@@ -412,7 +378,7 @@ export async function planSweep(study: Study, opts: SweepOptions & { shards?: nu
   const units = sweepUnits(study, { trainCount: data.train.count, testCount: data.test.count });
   checkSweepMemory(study, units, data, backend, chunk);
   const speed: SpeedModel =
-    opts.measure === false ? { trainAlpha: 0, trainBeta: 0, evalPerSample: 0, trialAlpha: 0, trialBeta: 0 } : await measureSpeed(data, 1, backend, chunk, study.widths);
+    opts.measure === false ? NO_SPEED : await measureSpeed(data, 1, backend, chunk, study.widths);
   const items = await unitStates(study, units, data, opts.out, speed);
   const count = opts.shard?.count ?? opts.shards;
   let perShard: number[] | undefined;
