@@ -28,7 +28,8 @@ class CpuEnsemble final : public Ensemble {
   void reset_to_snapshot() override;
   GradTrialsResult grad_trials(const Dataset& data, const std::int32_t* indices, std::int64_t n,
                                int batch, float lr, const HistogramSpec& hist_mean,
-                               const HistogramSpec& hist_sum, float* export_s) override;
+                               const HistogramSpec& hist_sum, float* export_s,
+                               int layer = -1) override;
 
  protected:
   void resize_state(int slots) override;
@@ -76,19 +77,20 @@ class CpuEnsemble final : public Ensemble {
   struct SmallBatchWorkspace {
     std::vector<std::vector<float>> act;    // [b, widths[l]], l = 1..L
     std::vector<std::vector<float>> delta;  // [b, widths[l]], l = 1..L
-    std::vector<float> grad;                // the last weight's gradient (trials)
+    std::vector<float> grad;                // the measured layer's weight gradient (trials)
   };
   // Statistics of gradient trials, accumulated step by step (see grad_trials).
   struct TrialSink {
-    double* s_mean;  // [numel of the last weight]
+    double* s_mean;  // [numel of the measured layer's weight]
     double* s_sum;
     double* stats;   // the replica's kTrialStats row
+    int layer;       // the layer whose weight gradient is measured
   };
   // Runs `fn(r, workspace)` for every replica r, in parallel over replicas.
   template <typename F>
   void for_each_replica_small_batch(F&& fn);
   // Steps of replica r over idx[0..n) in batches of `batch`; adds the loss sums to *loss_sum.
-  // trial (nullable): accumulate the last layer's gradient statistics.
+  // trial (nullable): accumulate the statistics of the gradient of trial->layer's weight.
   void small_batch_steps(const Dataset& data, int r, const std::int32_t* idx, std::int64_t n,
                          int batch, float lr, double* loss_sum, TrialSink* trial,
                          SmallBatchWorkspace& ws);

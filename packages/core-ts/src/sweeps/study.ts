@@ -328,13 +328,7 @@ export function parseStudy(input: string | Record<string, unknown>, opts: { file
     });
     const measurable = gradTrialLayers(widths);
     const not = layers.filter((l) => !measurable.includes(l));
-    if (not.length > 0) {
-      bad(
-        at('layers'),
-        `asks for layer${not.length > 1 ? 's' : ''} ${not.join(', ')} of ${widths.join('-')}: the engine's gradient trials measure the weight gradient of ` +
-          `the last layer only (layer ${L}); give layers: last (or [${measurable.join(', ')}])`,
-      );
-    }
+    if (not.length > 0) bad(at('layers'), `asks for layer${not.length > 1 ? 's' : ''} ${not.join(', ')} of ${widths.join('-')}, which the engine's gradient trials cannot measure`);
     const samplesPerTrial = g.samplesPerTrial ?? 1024;
     g.batchSizes.forEach((b, k) => {
       if (b > samplesPerTrial) bad(at('batchSizes', k), `is ${b}, more than the samples per trial (${samplesPerTrial})`);
@@ -431,12 +425,9 @@ function matchRun(
   return pool[0]!;
 }
 
-/**
- * The layers (numbers from 1) whose weight gradient the engine's gradient trials measure
- * (Ensemble.gradTrials): the last one. Gradient studies of other layers are refused.
- */
+/** The layers (numbers from 1) whose weight gradient the engine's gradient trials measure (Ensemble.gradTrials): every one. */
 export function gradTrialLayers(widths: readonly number[]): number[] {
-  return [widths.length - 1];
+  return Array.from({ length: widths.length - 1 }, (_, i) => i + 1);
 }
 
 /** The sizes of the data a study runs on, for checkStudyData. */

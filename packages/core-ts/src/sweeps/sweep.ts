@@ -420,6 +420,7 @@ function checkSweepMemory(study: Study, units: readonly SweepUnit[], data: Sweep
           batchSizes: [u.b],
           samplesPerTrial: u.grad.samplesPerTrial,
           widths: study.widths,
+          layer: u.layer - 1,
           trainCount: data.train.count,
           backend,
           what: `the gradient unit ${u.label}`,
@@ -488,7 +489,10 @@ export async function runSweep(study: Study, opts: SweepOptions): Promise<SweepR
   const chunk = opts.chunk ?? defaultSuiteChunk(backend);
   if (!Number.isSafeInteger(chunk) || chunk < 1) throw new BsxError('BSX_INVALID_ARGUMENT', `sweep: chunk must be a positive integer, got ${chunk}`);
   const data = opts.data ?? (await loadStudyData(study, opts.out));
-  const plan = await planSweep(study, { ...opts, data });
+  // the engine's speed is measured only when there is work to estimate
+  const states = await planSweep(study, { ...opts, data, measure: false });
+  const left = (opts.shard ? states.items.filter((i) => i.shard === opts.shard!.index) : states.items).some((i) => i.status !== 'done');
+  const plan = left ? await planSweep(study, { ...opts, data }) : states;
   const mine = opts.shard ? plan.items.filter((i) => i.shard === opts.shard!.index) : plan.items;
   // training first: gradient units start from the runs' weights
   const ordered = [...mine.filter((i) => i.unit.kind === 'train'), ...mine.filter((i) => i.unit.kind === 'grad')];
@@ -626,7 +630,7 @@ async function runGradUnit(
     lock.onLost(abort);
     try {
       await gradientStudy(
-        { regime: model, batchSizes: [unit.b], trials: g.trials, seed: g.seed, samplesPerTrial: g.samplesPerTrial, lr: g.lr },
+        { regime: model, layer: unit.layer - 1, batchSizes: [unit.b], trials: g.trials, seed: g.seed, samplesPerTrial: g.samplesPerTrial, lr: g.lr },
         data.train,
         {
           chunk,
