@@ -85,7 +85,7 @@ describe.skipIf(!haveFashion)(sweepTest, () => {
     const ra = JSON.parse(a.stdout);
     expect(ra.shard).toBeNull();
     expect(ra.complete).toBe(true);
-    expect(ra.ran).toHaveLength(6);
+    expect(ra.ran).toHaveLength(3 + 6); // 3 training packs, 2 layers x 3 batch sizes
     let three = 0;
     const ran: string[] = [];
     for (const k of [1, 2, 3]) {
@@ -102,7 +102,7 @@ describe.skipIf(!haveFashion)(sweepTest, () => {
     expect(ran.sort()).toEqual([...ra.ran].sort());
     const da = storeDigest(one);
     expect(Object.keys(da).filter((k) => k.endsWith('metrics.csv')).length).toBe(6 + 1); // the grid, and the grad study's run to epoch 1
-    expect(Object.keys(da).filter((k) => k.endsWith('point.json')).length).toBe(3);
+    expect(Object.keys(da).filter((k) => k.endsWith('point.json')).length).toBe(6);
     expect(storeDigest(sharded)).toEqual(da);
     for (const n of completions(sharded).values()) expect(n).toBe(1);
     process.stderr.write(`sweep lr-scaling: one process ${times.one!.toFixed(1)} s, 3 shards in sequence ${times.three!.toFixed(1)} s\n`);
@@ -114,7 +114,7 @@ describe.skipIf(!haveFashion)(sweepTest, () => {
     expect(JSON.parse(r.stdout).ran).toEqual([]);
     const st = bsx(['sweep', 'status', one, '--json']);
     expect(st.code, st.stderr).toBe(0);
-    expect(JSON.parse(st.stdout)).toMatchObject({ study: 'lr-scaling', done: 6, running: 0, todo: 0 });
+    expect(JSON.parse(st.stdout)).toMatchObject({ study: 'lr-scaling', done: 9, running: 0, todo: 0 });
   });
 
   it('the report: tidy CSV files (pandas reads them) and an HTML page that loads in headless Chromium', () => {
@@ -132,18 +132,18 @@ describe.skipIf(!haveFashion)(sweepTest, () => {
     }
     const trials = readFileSync(rep.files.trialsCsv, 'utf8').trimEnd().split('\n');
     expect(trials[0]).toBe('study,grad_study,layer,batch_size,trial,statistic,value');
-    expect(trials.length - 1).toBe(3 * 16 * 5); // batch sizes x trials x statistics
+    expect(trials.length - 1).toBe(2 * 3 * 16 * 5); // layers x batch sizes x trials x statistics
     // Debian's python3-pandas is for /usr/bin/python3 (another python3 may come first on PATH)
     const py = spawnSync(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-c', 'import pandas, sys; a = pandas.read_csv(sys.argv[1]); b = pandas.read_csv(sys.argv[2]); print(len(a), len(b), str(a["test_acc"].dtype), str(b["value"].dtype))', rep.files.runsCsv, rep.files.trialsCsv], { encoding: 'utf8' });
-    if (py.status === 0) expect(py.stdout.trim()).toBe(`${6 * 2 * 3} ${3 * 16 * 5} float64 float64`);
+    if (py.status === 0) expect(py.stdout.trim()).toBe(`${6 * 2 * 3} ${2 * 3 * 16 * 5} float64 float64`);
     else process.stderr.write('sweep report: pandas is not installed; the CSV files were checked without it\n');
 
     const html = readFileSync(rep.files.html, 'utf8');
     const svgs = html.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
-    // heatmaps of test accuracy and W distance, curves by batch size and by learning rate, the gradient study
-    expect(svgs.length).toBe(5);
+    // heatmaps of test accuracy and W distance, curves by batch size and by learning rate, the gradient study's two layers
+    expect(svgs.length).toBe(6);
     for (const svg of svgs) expect(svg).toMatch(/<path[^>]+d="M[\d.-]/);
-    expect(html).toContain('Complete: all 6 runs and 3 gradient points are in.');
+    expect(html).toContain('Complete: all 6 runs and 6 gradient points are in.');
     expect(html).toMatch(/B<sub>simple<\/sub> = /);
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
     const chromium = '/usr/bin/chromium';
@@ -160,7 +160,7 @@ describe.skipIf(!haveFashion)(sweepTest, () => {
     expect((a.stderr ?? '').split('\n').filter((l) => /Uncaught|CONSOLE\(\d+\)|ERROR:CONSOLE|Failed to load resource/.test(l))).toEqual([]);
     const b = spawnSync(chromium, [...flags, `--user-data-dir=${tmp('bsx-chromium-')}`, '--dump-dom', url], { encoding: 'utf8', timeout: 90_000, maxBuffer: 64 << 20 });
     expect(b.stdout).toContain('id="report-end"');
-    expect((b.stdout.match(/<svg\b/g) ?? []).length).toBe(5);
+    expect((b.stdout.match(/<svg\b/g) ?? []).length).toBe(6);
   });
 });
 

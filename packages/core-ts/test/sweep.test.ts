@@ -111,8 +111,8 @@ describe('study files', () => {
     refused(BASE.replace('epoch: 2', 'epoch: 4'), /grad\[0\]\.from\.epoch is 4, past the end of the run b64 lr 0.1 \(3 epochs\)/, /line 12/);
     refused(BASE.replace('epoch: 2', 'epoch: 2, seed: 7'), /grad\[0\]\.from\.seed is 7, not a seed of the grid/);
     refused(BASE.replace('trials: 4', 'trials: 4\n    layers: [3]'), /grad\[0\]\.layers\[0\] is 3, not a layer of the model 784-16-10/);
-    // the engine measures the last layer's gradient only: other layers are refused, saying so
-    refused(BASE.replace('trials: 4', 'trials: 4\n    layers: all'), /grad\[0\]\.layers asks for layer 1 of 784-16-10: the engine's gradient trials measure the weight gradient of the last layer only/);
+    expect(parseStudy(BASE.replace('trials: 4', 'trials: 4\n    layers: all')).grad[0]!.layers).toEqual([1, 2]);
+    expect(parseStudy(BASE.replace('trials: 4', 'trials: 4\n    layers: [1]')).grad[0]!.layers).toEqual([1]);
     refused(BASE.replace('batchSizes: [4, 16]', 'batchSizes: [4, 128]'), /grad\[0\]\.batchSizes\[1\] is 128, more than the samples per trial \(64\)/);
   });
 
