@@ -21,7 +21,7 @@ import { checkMemory, estimateGradStudyMemory, estimateTrainingMemory } from '..
 import { runTraining, runTrainingPack } from '../experiments/run.js';
 import { packSignature, type TrainEvent, type TrainSpec } from '../experiments/train.js';
 import { defaultSuiteChunk } from '../findings/suite.js';
-import { NO_SPEED, measureSpeed, readGradPoint, storedRunState, trainingSecondsLeft, type PlanItem, type PlanStatus, type SpeedModel } from './units.js';
+import { NO_SPEED, measureSpeed, readGradPoint, storedRunState, trainingSecondsLeft, trialSeconds, type PlanItem, type PlanStatus, type SpeedModel } from './units.js';
 import { writeJsonAtomic } from '../store/atomic.js';
 import { specHash } from '../store/hash.js';
 import { acquireLock, lockHolder, type LockInfo } from '../store/lock.js';
@@ -329,7 +329,9 @@ async function unitStates(study: Study, units: readonly SweepUnit[], data: Sweep
       const done = existsSync(join(dir, POINT_FILE));
       let estimate = 0;
       if (!done && speed) {
-        estimate = unit.grad.trials * unit.grad.samplesPerTrial * (speed.trialAlpha + speed.trialBeta / unit.b);
+        const w = study.widths;
+        const numel = (l: number): number => w[l - 1]! * w[l]!;
+        estimate = trialSeconds(speed, unit.b, unit.grad.trials, unit.grad.samplesPerTrial, numel(unit.layer), numel(w.length - 1));
         if (unit.model.kind === 'run') {
           const st = await storedRunState(store, unit.model.spec, data.identity);
           if (st.status !== 'done' && !unit.model.ofGrid) estimate += runSeconds(unit.model.spec, st.epochs);

@@ -132,12 +132,27 @@ export interface SpeedModel {
   /** Seconds per trial-sample in gradient trials, per replica: alpha + beta / b. */
   trialAlpha: number;
   trialBeta: number;
+  /**
+   * Seconds per element of the measured weight per trial step, per replica, beyond those of the
+   * last layer's (the trials sum the measured layer's gradient at every step): measured on the
+   * first layer when the model has more than one.
+   */
+  trialPerElementStep?: number;
 }
 
 /** Seconds per training sample (one replica) at batch b. */
 export const trainCost = (m: SpeedModel, b: number): number => m.trainAlpha + m.trainBeta / b;
 /** Seconds per trial sample (one replica) at batch b. */
 export const trialCost = (m: SpeedModel, b: number): number => m.trialAlpha + m.trialBeta / b;
+
+/**
+ * Seconds of `trials` gradient trials of `samples` samples at batch b, per replica, measuring the
+ * weight gradient of a layer of `numel` elements (`lastNumel`: the last layer's).
+ */
+export function trialSeconds(m: SpeedModel, b: number, trials: number, samples: number, numel: number, lastNumel: number): number {
+  const steps = Math.ceil(samples / b);
+  return trials * (samples * trialCost(m, b) + steps * Math.max(0, numel - lastNumel) * (m.trialPerElementStep ?? 0));
+}
 
 /**
  * Measures the engine on the real data: a few steps at two batch sizes, an evaluation, trials;
@@ -177,18 +192,30 @@ export async function measureSpeed(
   const g = new Ensemble({ replicas: R, backend, ...w });
   g.init(Array.from({ length: R }, (_, i) => i));
   g.snapshot();
-  const trial = async (b: number, n: number): Promise<number> => {
+  const trial = async (b: number, n: number, layer?: number): Promise<number> => {
     const idx = new Int32Array(R * n).map((_, i) => (i * 104729) % N);
     const t = performance.now();
-    await g.gradTrials(data.train, idx, { batchSize: b, lr: 0.01, edgesMean: [-1, 1], edgesSum: [-1, 1] });
+    await g.gradTrials(data.train, idx, { batchSize: b, lr: 0.01, edgesMean: [-1, 1], edgesSum: [-1, 1], ...(layer !== undefined ? { layer } : {}) });
     return (performance.now() - t) / 1000 / (R * n);
   };
   await trial(8, 8);
   const tr1 = await trial(1, 16);
   const trBig = await trial(big, big);
+  // the first layer's gradient summed at every step (b = 1: one step per sample)
+  const L = g.layers;
+  const numel = (l: number): number => g.widths[l]! * g.widths[l + 1]!;
+  let trialPerElementStep: number | undefined;
+  if (L > 1 && numel(0) > numel(L - 1)) trialPerElementStep = Math.max(0, (await trial(1, 16, 0)) - tr1) / (numel(0) - numel(L - 1));
   ens.dispose();
   g.dispose();
   const trialBeta = Math.max(0, (tr1 - trBig) / (1 - 1 / big));
-  return { trainAlpha, trainBeta, evalPerSample, trialAlpha: Math.max(1e-12, trBig - trialBeta / big), trialBeta };
+  return {
+    trainAlpha,
+    trainBeta,
+    evalPerSample,
+    trialAlpha: Math.max(1e-12, trBig - trialBeta / big),
+    trialBeta,
+    ...(trialPerElementStep !== undefined ? { trialPerElementStep } : {}),
+  };
 }
 
