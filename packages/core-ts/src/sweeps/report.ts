@@ -456,7 +456,7 @@ async function buildHtml(
 <body>
 <main>
 ${parts.join('\n')}
-<footer id="report-end"><p>Made by bsx from the results folder: runs.csv (one row per run, seed and epoch) and trials.csv (one row per trial statistic) beside this file hold the numbers.</p></footer>
+<footer id="report-end"><p>Made by bsx from the results folder: ${escapeHtml(study.name)}-runs.csv (one row per run, seed and epoch) and ${escapeHtml(study.name)}-trials.csv (one row per trial statistic) beside this file hold the numbers.</p></footer>
 </main>
 </body>
 </html>
