@@ -602,7 +602,7 @@ async function runGradUnit(
   let model: RegimeModel;
   if (unit.model.kind === 'run') {
     // the run the trials start from: read back, waited for (another process trains it), or trained here
-    await runTraining(unit.model.spec, data, {
+    const source = await runTraining(unit.model.spec, data, {
       store,
       data: data.identity,
       backend,
@@ -613,6 +613,7 @@ async function runGradUnit(
         if (s.type !== 'reused') void journal.write({ event: 'start', unit: unit.id, detail: `training ${s.dir}` });
       },
     });
+    if (!source.reused) await journal.write({ event: 'run-finished', unit: unit.id, detail: source.hash });
     model = await modelOfRun(store, unit.model.spec, data.identity, unit.model.replica, g.name);
   } else {
     model = { name: g.name, code: 3, widths: [...study.widths], tensors: await readWeights(unit.model.dir, study.widths, `grad ${g.name}: from.weights`) };
