@@ -191,6 +191,17 @@ describe('bsx grad-study', () => {
     const again = bsx(['grad-study', '--regime', 'early', '--train-limit', '1500', '--batch-sizes', '1024', '--trials', '2', '--device', 'cpu', '--out', out]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/regime early: read from/);
+    // --layer: the last by default; the first layer's gradient (784 x 1024 weights) from the same model and trials differs
+    const args = ['grad-study', '--regime', 'early', '--train-limit', '1500', '--batch-sizes', '1024', '--trials', '2', '--device', 'cpu', '--out', out, '--json'];
+    const byLayer = [[], ['--layer', '3'], ['--layer', '1']].map((extra) => {
+      const g = bsx([...args, ...extra]);
+      expect(g.code, g.stderr).toBe(0);
+      return JSON.parse(g.stdout);
+    });
+    expect(byLayer.map((g) => g.layer)).toEqual([3, 3, 1]);
+    expect(byLayer[1].points).toEqual(byLayer[0].points);
+    expect(byLayer[2].points[0].sumNorm.mean).not.toBe(byLayer[0].points[0].sumNorm.mean);
+    expect(res.layer).toBe(3);
   });
 
   it('rejects a bad batch-size list', () => {
@@ -247,6 +258,7 @@ describe('bsx: command-line slips', () => {
       [['--batch-sizes', '16,2048'], /batchSizes\[1\] must be an integer in \[1, 1024\] \(the samples per trial\), got 2048/],
       [['--samples-per-trial', '2000'], /samplesPerTrial must be an integer in \[1, 1500\] \(the training samples\), got 2000/],
       [['--export', file], /--export .*a-file is not a directory/],
+      [['--layer', '4'], /--layer must be a layer of 784-1024-1024-10 \(1 to 3\), got 4/],
     ];
     for (const [args, re] of cases) {
       const r = bsx(['grad-study', '--train-limit', '1500', '--trials', '2', '--device', 'cpu', '--out', out, ...args]);

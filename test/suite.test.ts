@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { storeDigest } from '../packages/core-ts/test/helpers/store-digest.js';
 
 const BSX = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'bsx.js');
 const VERDICTS = ['reproduced', 'partly', 'not reproduced'];
@@ -52,6 +53,26 @@ describe('bsx run all --profile smoke', () => {
     expect(third.status, third.stderr).toBe(0);
     expect(third.stderr).not.toMatch(/\btodo\b/);
   }, 900_000); // the smoke suite, its report and a rerun: about a minute on an idle 2-core machine
+
+  it('as 2 shards (--shard k/N): the same runs, gradient points and findings as one process; the last shard writes the report', () => {
+    const one = mkdtempSync(join(tmpdir(), 'bsx-suite-one-'));
+    const two = mkdtempSync(join(tmpdir(), 'bsx-suite-two-'));
+    const args = ['run', 'F1', 'F4', '--profile', 'smoke', '--device', 'cpu', '--json'];
+    const a = spawnSync(process.execPath, [BSX, ...args, '--out', one], { encoding: 'utf8', timeout: 300_000 });
+    expect(a.status, a.stderr).toBe(0);
+    const first = spawnSync(process.execPath, [BSX, ...args, '--out', two, '--shard', '1/2'], { encoding: 'utf8', timeout: 300_000 });
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/bsx: shard 1\/2 \(from --shard 1\/2\)/);
+    const part = JSON.parse(first.stdout);
+    expect(part.complete).toBe(false);
+    const second = spawnSync(process.execPath, [BSX, ...args, '--out', two, '--shard', '2/2'], { encoding: 'utf8', timeout: 300_000 });
+    expect(second.status, second.stderr).toBe(0);
+    expect(part.units.length).toBeGreaterThan(0);
+    // every unit ran on one shard only: together, the work of one process
+    expect(storeDigest(two)).toEqual(storeDigest(one));
+    expect(readFileSync(join(two, 'findings.json'), 'utf8')).toBe(readFileSync(join(one, 'findings.json'), 'utf8'));
+    expect(JSON.parse(second.stdout).findings.map((f: { id: string }) => f.id)).toEqual(['F1', 'F4']);
+  }, 300_000);
 
   it('rejects an unknown finding id', () => {
     const r = spawnSync(process.execPath, [BSX, 'run', 'F13', '--profile', 'smoke'], { encoding: 'utf8' });

@@ -152,6 +152,8 @@ declare namespace bsxNative {
       edgesMean: Float32Array,
       edgesSum: Float32Array,
       exportS: boolean,
+      /** The layer whose weight gradient is measured, from 0 (default: the last). */
+      layer?: number,
     ): Promise<NativeGradTrialsResult>;
     /** Frees the engine's memory (at the end of a running call); idempotent. */
     dispose(): void;

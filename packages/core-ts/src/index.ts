@@ -57,6 +57,17 @@ export { SUITE_FILE, checkSuiteMemory, defaultSuiteChunk, estimateSuiteMemory, m
 export type { PlanItem, PlanStatus, SpeedModel, SuiteData, SuiteEvent, SuiteFile, SuiteOptions, SuiteResult, SuiteSize } from './findings/suite.js';
 export { tailShare } from './findings/f07-value-tails.js';
 export { spearman, threshold } from './findings/util.js';
+export { FASHION_MNIST_DIR, STUDY_METRICS, checkStudyData, gradTrialLayers, loadStudy, parseStudy, studySchema } from './sweeps/study.js';
+export type { GradSource, LrScalingRule, Study, StudyData, StudyDataSizes, StudyGrad, StudyMetric, StudyRun } from './sweeps/study.js';
+export { assignShards, chooseShard, parseShard, unitsOfShard } from './sweeps/shards.js';
+export type { Shard, ShardChoice, ShardableUnit } from './sweeps/shards.js';
+export { SWEEP_FILE, loadStudyData, planSweep, readSweepFile, runSweep, studyDataDir, sweepStatus, sweepUnits } from './sweeps/sweep.js';
+export type { GradModel, GradUnit, SweepData, SweepEvent, SweepOptions, SweepPlan, SweepPlanItem, SweepResult, SweepStatus, SweepUnit, TrainUnit } from './sweeps/sweep.js';
+export { runsCsv, sweepReport, trialsCsv } from './sweeps/report.js';
+export type { SweepReport, SweepReportFiles, SweepReportOptions } from './sweeps/report.js';
+export { readJournal } from './sweeps/journal.js';
+export type { JournalEntry, JournalEventKind } from './sweeps/journal.js';
+export type { LockInfo } from './store/lock.js';
 export type { NativeError } from '@bsx/core-native';
 export * as report from './report/index.js';
 export { writeReport, buildHtmlReport, buildMarkdownSummary, renderFigure, type ReportInput, type ReportMachine, type WrittenReport } from './report/index.js';

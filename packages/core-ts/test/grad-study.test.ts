@@ -53,63 +53,67 @@ function refOf(m: RegimeModel): RefParams {
 }
 
 describe('gradient trials', () => {
-  it('match a float64 reference run one step at a time (statistics and histograms)', async () => {
-    const m = regime();
-    const R = 3;
-    const k = 10;
-    const b = 3; // 4 steps, the last one short
-    const lr = 0.2;
-    const ens = new Ensemble({ replicas: R, widths: WIDTHS });
-    ens.init([0, 1, 2]);
-    m.tensors.forEach((t, i) => ens.setTensorBroadcast(i, t, 'snapshot'));
-    ens.resetToSnapshot();
-    const idx = new Int32Array(R * k);
-    for (let r = 0; r < R; r++) trialSamples(7, 3, b, r, COUNT, k, idx.subarray(r * k, (r + 1) * k));
-    const edges = signedLogEdges(1e-4, 10, 4);
-    const res = await ens.gradTrials(data, idx, { batchSize: b, lr, edgesMean: edges, edgesSum: edges, exportS: true });
-    expect([...res.stats.steps!]).toEqual(Array(res.stats.steps!.length).fill(4));
-    const allS: number[] = [];
-    for (let r = 0; r < R; r++) {
-      const p = cloneParams(refOf(m));
-      const sMean = new Float64Array(3 * 4);
-      const sSum = new Float64Array(3 * 4);
-      let stepMean = 0;
-      let stepSum = 0;
-      let first = 0;
-      let steps = 0;
-      for (let off = 0; off < k; off += b) {
-        const ids = Array.from(idx.subarray(r * k + off, r * k + Math.min(k, off + b)));
-        const x = ids.map((i) => Float64Array.from(FEATURES.subarray(i * 7, i * 7 + 7)));
-        const y = ids.map((i) => LABELS[i]!);
-        const g = refGradients(WIDTHS, p, x, y).gW[2]!;
-        let n2 = 0;
-        g.forEach((v, i) => {
-          sMean[i] += v;
-          sSum[i] += ids.length * v;
-          n2 += v * v;
-        });
-        if (steps === 0) first = n2;
-        stepMean += Math.sqrt(n2);
-        stepSum += ids.length * Math.sqrt(n2);
-        steps++;
-        refStep(WIDTHS, p, x, y, lr);
+  // every layer, on the fused small-batch path (b = 3) and through the GEMMs (b = 6)
+  for (const [layer, b] of [[2, 3], [1, 3], [0, 3], [2, 6], [1, 6], [0, 6]] as const) {
+    it(`match a float64 reference run one step at a time (statistics and histograms), layer ${layer}, b = ${b}`, async () => {
+      const m = regime();
+      const R = 3;
+      const k = 10; // 4 steps of 3, the last one short; or 2 steps of 6, the last one short
+      const lr = 0.2;
+      const numel = WIDTHS[layer + 1]! * WIDTHS[layer]!;
+      const ens = new Ensemble({ replicas: R, widths: WIDTHS });
+      ens.init([0, 1, 2]);
+      m.tensors.forEach((t, i) => ens.setTensorBroadcast(i, t, 'snapshot'));
+      ens.resetToSnapshot();
+      const idx = new Int32Array(R * k);
+      for (let r = 0; r < R; r++) trialSamples(7, 3, b, r, COUNT, k, idx.subarray(r * k, (r + 1) * k));
+      const edges = signedLogEdges(1e-4, 10, 4);
+      const res = await ens.gradTrials(data, idx, { batchSize: b, lr, edgesMean: edges, edgesSum: edges, exportS: true, ...(layer !== 2 ? { layer } : {}) });
+      expect([...res.stats.steps!]).toEqual(Array(res.stats.steps!.length).fill(Math.ceil(k / b)));
+      expect(res.s!.shape).toEqual([R, WIDTHS[layer + 1], WIDTHS[layer]]);
+      const allS: number[] = [];
+      for (let r = 0; r < R; r++) {
+        const p = cloneParams(refOf(m));
+        const sMean = new Float64Array(numel);
+        const sSum = new Float64Array(numel);
+        let stepMean = 0;
+        let stepSum = 0;
+        let first = 0;
+        let steps = 0;
+        for (let off = 0; off < k; off += b) {
+          const ids = Array.from(idx.subarray(r * k + off, r * k + Math.min(k, off + b)));
+          const x = ids.map((i) => Float64Array.from(FEATURES.subarray(i * 7, i * 7 + 7)));
+          const y = ids.map((i) => LABELS[i]!);
+          const g = refGradients(WIDTHS, p, x, y).gW[layer]!;
+          let n2 = 0;
+          g.forEach((v, i) => {
+            sMean[i] += v;
+            sSum[i] += ids.length * v;
+            n2 += v * v;
+          });
+          if (steps === 0) first = n2;
+          stepMean += Math.sqrt(n2);
+          stepSum += ids.length * Math.sqrt(n2);
+          steps++;
+          refStep(WIDTHS, p, x, y, lr);
+        }
+        const norm = (v: Float64Array): number => Math.sqrt(v.reduce((a, z) => a + z * z, 0));
+        expect(res.stats.sumNormMean[r]).toBeCloseTo(norm(sMean), 5);
+        expect(res.stats.sumNormSum[r]).toBeCloseTo(norm(sSum), 5);
+        expect(res.stats.stepNormMean[r]).toBeCloseTo(stepMean / steps, 5);
+        expect(res.stats.stepNormSum[r]).toBeCloseTo(stepSum / steps, 5);
+        expect(res.stats.firstStepNorm2[r]).toBeCloseTo(first, 6);
+        const exported = res.s!.slice0(r).data;
+        exported.forEach((v, i) => expect(v).toBeCloseTo(sMean[i]!, 5));
+        allS.push(...exported);
       }
-      const norm = (v: Float64Array): number => Math.sqrt(v.reduce((a, z) => a + z * z, 0));
-      expect(res.stats.sumNormMean[r]).toBeCloseTo(norm(sMean), 5);
-      expect(res.stats.sumNormSum[r]).toBeCloseTo(norm(sSum), 5);
-      expect(res.stats.stepNormMean[r]).toBeCloseTo(stepMean / steps, 5);
-      expect(res.stats.stepNormSum[r]).toBeCloseTo(stepSum / steps, 5);
-      expect(res.stats.firstStepNorm2[r]).toBeCloseTo(first, 6);
-      const exported = res.s!.slice0(r).data;
-      exported.forEach((v, i) => expect(v).toBeCloseTo(sMean[i]!, 5));
-      allS.push(...exported);
-    }
-    // the engine's counts equal a histogram of the exported values; everything is counted
-    const h = histogram(allS, edges);
-    expect(Array.from(res.hist.mean)).toEqual([h.underflow, ...h.counts, h.overflow, h.nan]);
-    expect(res.hist.mean.reduce((a, v) => a + v, 0)).toBe(R * 12);
-    expect(res.hist.sum.reduce((a, v) => a + v, 0)).toBe(R * 12);
-  });
+      // the engine's counts equal a histogram of the exported values; everything is counted
+      const h = histogram(allS, edges);
+      expect(Array.from(res.hist.mean)).toEqual([h.underflow, ...h.counts, h.overflow, h.nan]);
+      expect(res.hist.mean.reduce((a, v) => a + v, 0)).toBe(R * numel);
+      expect(res.hist.sum.reduce((a, v) => a + v, 0)).toBe(R * numel);
+    });
+  }
 
   it('give the same per-trial numbers for chunk sizes 1, 7 and all trials', async () => {
     const spec = { regime: regime(), batchSizes: [1, 3, 8], trials: 15, samplesPerTrial: 16, seed: 3, lr: 0.1 };

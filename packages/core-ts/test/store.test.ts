@@ -5,7 +5,7 @@
 // store transpiled for child processes, kill -9 in the middle of writes.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -837,13 +837,86 @@ describe('locks', () => {
     const t0 = Date.now();
     await expectBsx(acquireLock(dir), 'BSX_RUN_LOCKED', /its lock file is being written/);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
-    const { utimesSync } = await import('node:fs');
     const old = new Date(Date.now() - 60_000);
     utimesSync(join(dir, 'lock'), old, old);
     const l = await acquireLock(dir);
     expect(l.info.pid).toBe(process.pid);
     l.release();
     expect(existsSync(join(dir, 'lock'))).toBe(false);
+  });
+
+  it('respects the lease of a lock from another host while it is fresh, breaks it once expired', async () => {
+    const store = new RunStore(tmp());
+    const dir = store.runDir(key());
+    mkdirSync(dir, { recursive: true });
+    const lock = join(dir, 'lock');
+    const foreign = (extra: Record<string, unknown> = {}) =>
+      JSON.stringify({ pid: 4242, hostname: 'node-17.cluster', startedAt: '2030-01-01T00:00:00.000Z', token: 'theirs', leaseMs: 2000, ...extra });
+    writeFileSync(lock, foreign());
+    // its pid means nothing here (no such process, or another one): only the lease counts
+    await expectBsx(store.open(key()), 'BSX_RUN_LOCKED', /in use by process 4242 on host node-17\.cluster since .* \(lease of 2 s renewed 0 s ago\)/);
+    const past = new Date(Date.now() - 5000);
+    utimesSync(lock, past, past);
+    const h = await store.open(key());
+    const mine = JSON.parse(readFileSync(lock, 'utf8')) as Record<string, unknown>;
+    expect(mine.pid).toBe(process.pid);
+    expect(mine.hostname).toBe(hostname());
+    expect(mine.leaseMs).toBeGreaterThan(0);
+    h.release();
+    // the same host name but another process namespace (another container): judged by the lease too
+    const gone = spawn(process.execPath, ['-e', '']);
+    await waitExit(gone);
+    writeFileSync(lock, foreign({ pid: gone.pid, hostname: hostname(), pidNamespace: 'another-container' }));
+    await expectBsx(store.open(key()), 'BSX_RUN_LOCKED', `in use by process ${gone.pid} since`);
+    utimesSync(lock, past, past);
+    (await store.open(key())).release();
+  });
+
+  it('waits while the holder on another host renews its lease, takes over when it stops', async () => {
+    const store = new RunStore(tmp());
+    const dir = store.runDir(key());
+    mkdirSync(dir, { recursive: true });
+    const lock = join(dir, 'lock');
+    writeFileSync(lock, JSON.stringify({ pid: 4242, hostname: 'node-17.cluster', startedAt: new Date().toISOString(), token: 'theirs', leaseMs: 400 }));
+    // the "other host" renews its lease every 100 ms for 1.2 s
+    const script = `const fs = require('fs'); const t = setInterval(() => { const n = new Date(); fs.utimesSync(${JSON.stringify(lock)}, n, n); }, 100); setTimeout(() => clearInterval(t), 1200);`;
+    const child = spawn(process.execPath, ['-e', script]);
+    const t0 = Date.now();
+    await expectBsx(store.open(key(), { wait: true, pollMs: 20, timeoutMs: 800 }), 'BSX_RUN_LOCKED', /gave up after waiting/);
+    const h = await store.open(key(), { wait: true, pollMs: 20 });
+    // taken only after the renewals stopped (1.2 s) and the lease ran out (0.4 s)
+    expect(Date.now() - t0).toBeGreaterThan(1400);
+    h.release();
+    await waitExit(child);
+    // a holder whose clock runs ahead (mtime in the future) is broken once this process has seen
+    // the file unchanged for a lease, whatever the clocks say
+    writeFileSync(lock, JSON.stringify({ pid: 4242, hostname: 'node-17.cluster', startedAt: new Date().toISOString(), token: 'theirs', leaseMs: 300 }));
+    const future = new Date(Date.now() + 3_600_000);
+    utimesSync(lock, future, future);
+    const t1 = Date.now();
+    (await store.open(key(), { wait: true, pollMs: 20 })).release();
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(280);
+  }, 20_000);
+
+  it('renews its own lease, and stops writing once another process broke it', async () => {
+    const store = new RunStore(tmp());
+    const h = await store.open(key(), { leaseMs: 200 });
+    const lock = join(h.dir, 'lock');
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(lock, past, past);
+    await sleep(150);
+    expect(Date.now() - statSync(lock).mtimeMs).toBeLessThan(1000); // touched again
+    expect(h.lost).toBe(false);
+    let told = false;
+    h.onLost(() => (told = true));
+    // another process judged it expired and took it over
+    writeFileSync(lock, JSON.stringify({ pid: 4242, hostname: 'node-17.cluster', startedAt: new Date().toISOString(), token: 'theirs', leaseMs: 60_000 }));
+    await sleep(150);
+    expect(h.lost).toBe(true);
+    expect(told).toBe(true);
+    await expectBsx(h.appendMetrics([]), 'BSX_RUN_LOCKED', /broke this process's lease/);
+    h.release();
+    expect(JSON.parse(readFileSync(lock, 'utf8')).token).toBe('theirs'); // not removed: not ours
   });
 
   it('release() leaves a lock that is no longer its own', async () => {

@@ -1,10 +1,12 @@
-// bsx grad-study: the gradient-competition study (F4-F7) from the early or late regime.
+// bsx grad-study: the gradient-competition study (F4-F7) from the early or late regime, for the
+// weight gradient of one layer (the last by default).
 
 import { statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   BsxError,
+  DEFAULT_WIDTHS,
   REGIME_EPOCHS,
   RunStore,
   checkMemory,
@@ -31,6 +33,8 @@ export interface GradStudyCommandOptions {
   chunk: number;
   samplesPerTrial: number;
   lr: number;
+  /** From 1; default the last. */
+  layer?: number;
   trainLimit?: number;
   data?: string;
   device: 'auto' | 'cpu' | 'cuda';
@@ -48,9 +52,10 @@ function fitLine(name: string, f: PowerLawFits): string {
 }
 
 /** The JSON a tool reads: mean-reduced statistics per b, the sum-reduced beside them, the fits. */
-export function gradStudyJson(r: GradStudyResult): unknown {
+export function gradStudyJson(r: GradStudyResult, layer: number): unknown {
   return {
     regime: r.regime,
+    layer,
     seed: r.seed,
     trials: r.trials,
     samplesPerTrial: r.samplesPerTrial,
@@ -104,6 +109,10 @@ export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<v
     sizes.train.count,
     opts.chunk,
   );
+  // the regime's model is the study's 784-1024-1024-10: layers 1 to 3
+  const layers = DEFAULT_WIDTHS.length - 1;
+  const layer = opts.layer ?? layers;
+  if (layer > layers) throw new BsxError('BSX_INVALID_ARGUMENT', `--layer must be a layer of ${DEFAULT_WIDTHS.join('-')} (1 to ${layers}), got ${layer}`);
   const exportDir = opts.export !== undefined ? resolve(opts.export) : undefined;
   if (exportDir !== undefined && statSync(exportDir, { throwIfNoEntry: false })?.isDirectory() === false) {
     throw new BsxError('BSX_INVALID_ARGUMENT', `--export ${exportDir} is not a directory`);
@@ -125,6 +134,7 @@ export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<v
       trainCount: sizes.train.count,
       backend: device.kind,
       exportS: exportDir !== undefined,
+      layer: layer - 1,
     }),
   );
   if (exportDir !== undefined) {
@@ -163,7 +173,7 @@ export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<v
     regimeBar?.finish();
     bar = new ProgressBar({ total: settings.trials * settings.batchSizes.length, label: 'trials' });
     const result = await gradientStudy(
-      { regime: model, batchSizes: settings.batchSizes, trials: settings.trials, seed: settings.seed, samplesPerTrial: settings.samplesPerTrial, lr: settings.lr },
+      { regime: model, layer: layer - 1, batchSizes: settings.batchSizes, trials: settings.trials, seed: settings.seed, samplesPerTrial: settings.samplesPerTrial, lr: settings.lr },
       data.train,
       {
         chunk: settings.chunk,
@@ -177,7 +187,7 @@ export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<v
     );
     bar.finish();
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify(gradStudyJson(result), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(gradStudyJson(result, layer), null, 2)}\n`);
       return;
     }
     const rows = result.points.map((p) => [
@@ -191,7 +201,7 @@ export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<v
       sig(p.scaled.mean.sumNorm.std),
     ]);
     process.stdout.write(
-      `\nregime ${result.regime}, ${result.trials} trials per batch size, ${result.samplesPerTrial} samples per trial, lr ${result.lr}\n` +
+      `\nregime ${result.regime}, layer ${layer}, ${result.trials} trials per batch size, ${result.samplesPerTrial} samples per trial, lr ${result.lr}\n` +
         `${table(['b', 'steps', '|S| mean-red.', 'std', 'mean|g| mean-red.', '|S| sum-red.', 'mean|g| sum-red.', 'std |S| scaled'], rows)}\n`,
     );
     if (result.fits) {
@@ -204,7 +214,7 @@ export async function gradStudyCommand(opts: GradStudyCommandOptions): Promise<v
     if (result.noiseScale) {
       const n = result.noiseScale;
       process.stdout.write(
-        `\ngradient noise scale B_simple = ${sig(n.bSimple)} [${sig(n.ci95[0])}, ${sig(n.ci95[1])}] (|G|^2 ${sig(n.gradNorm2)}, tr(Sigma) ${sig(n.traceCov)}; last layer, at the regime's weights)\n`,
+        `\ngradient noise scale B_simple = ${sig(n.bSimple)} [${sig(n.ci95[0])}, ${sig(n.ci95[1])}] (|G|^2 ${sig(n.gradNorm2)}, tr(Sigma) ${sig(n.traceCov)}; layer ${layer}, at the regime's weights)\n`,
       );
     }
     process.stdout.write(`\n${result.seconds.toFixed(1)} s\n`);

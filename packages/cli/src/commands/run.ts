@@ -24,15 +24,17 @@ import {
   type FindingResult,
   type Profile,
   type ProfileName,
-  type SuiteEvent,
   type SuiteFile,
+  chooseShard,
 } from '@bsx/core';
 import { loadData } from '../data.js';
 import { table } from '../format.js';
-import { ProgressBar } from '../progress.js';
+import { fmtSeconds, unitDisplay } from '../plan-display.js';
 
 export interface RunCommandOptions {
   profile: ProfileName | 'auto';
+  shard?: string;
+  shards?: number;
   seeds?: number;
   device: 'auto' | 'cpu' | 'cuda';
   out: string;
@@ -43,12 +45,6 @@ export interface RunCommandOptions {
 
 const CITATION = 'K. Shen, "Effect of batch size on training dynamics", 2018 (blog post); bsx reproduces its findings with its own code and data pipeline.';
 
-function fmtSeconds(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  if (s < 90) return `${Math.round(s)} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  return `${(s / 3600).toFixed(1)} h`;
-}
 
 export function selectFindings(ids: string[]): Finding[] {
   if (ids.length === 0 || ids.some((i) => i.toLowerCase() === 'all')) return [...FINDINGS];
@@ -138,20 +134,14 @@ export async function runCommand(ids: string[], opts: RunCommandOptions): Promis
   await mkdir(out, { recursive: true });
   await writeSuiteFile(join(out, SUITE_FILE), suiteFile);
 
-  let bar: ProgressBar | undefined;
-  const onEvent = (e: SuiteEvent): void => {
-    if (e.type === 'plan') {
-      say('\nplan (estimates from the engine measured just now):');
-      say(table(['work', 'status', 'estimate'], e.items.map((i) => [i.label, i.status, i.status === 'done' ? '-' : fmtSeconds(i.estimate)])));
-      say(`estimated total: ${fmtSeconds(e.estimate)}\n`);
-      bar = new ProgressBar({ total: 1000, label: 'suite' });
-    } else if (e.type === 'progress') {
-      bar?.update(Math.round(e.overall * 1000), `${e.item.label}: ${e.detail}`);
-    } else if (e.type === 'done') {
-      if (bar) bar.log(`done: ${e.item.label} (${fmtSeconds(e.seconds)})`);
-      else say(`done: ${e.item.label} (${fmtSeconds(e.seconds)})`);
-    }
-  };
+  const shard = chooseShard({ ...(opts.shard !== undefined ? { shard: opts.shard } : {}), ...(opts.shards !== undefined ? { shards: opts.shards } : {}) });
+  // said on stderr even with --json: a cluster's logs must show which shard a task ran
+  if (shard) process.stderr.write(`bsx: shard ${shard.shard.index}/${shard.shard.count} (from ${shard.source})\n`);
+  const display = unitDisplay({
+    ...(opts.json ? { json: true } : {}),
+    label: shard ? `suite, shard ${shard.shard.index}/${shard.shard.count}` : 'suite',
+    of: shard ? ` of shard ${shard.shard.index}/${shard.shard.count}` : '',
+  });
   const ac = new AbortController();
   const onSigint = (): void => {
     if (ac.signal.aborted) process.exit(130);
@@ -167,15 +157,23 @@ export async function runCommand(ids: string[], opts: RunCommandOptions): Promis
       backend: device.kind,
       storeDir: out,
       ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}),
+      ...(shard ? { shard: shard.shard } : {}),
       signal: ac.signal,
-      onEvent,
+      onEvent: display.onEvent,
     });
-    bar?.finish();
+    display.finish();
+    if (!res.complete) {
+      const which = `shard ${shard!.shard.index}/${shard!.shard.count}`;
+      say(`${which} finished in ${fmtSeconds(res.seconds)}; the findings need every shard's work`);
+      if (opts.json) process.stdout.write(`${JSON.stringify({ shard: `${shard!.shard.index}/${shard!.shard.count}`, complete: false, units: res.plan.map((i) => i.key) }, null, 2)}\n`);
+      else process.stdout.write(`${which} done; the report is written by the shard that finishes last (or \`bsx report ${out}\` once all have finished)\n`);
+      return;
+    }
     const files = await writeOutputs(out, profile, seeds, device.kind, res.findings);
     say(`suite finished in ${fmtSeconds(res.seconds)}`);
     printResult(res.findings, files, opts.json);
   } catch (err) {
-    bar?.finish();
+    display.finish();
     if (err instanceof BsxError && err.code === 'BSX_CANCELLED') {
       throw new BsxError('BSX_CANCELLED', 'interrupted; finished runs and epochs are saved: run the same command again to resume');
     }

@@ -273,7 +273,7 @@ struct UpdateHook : TileHook {
 };
 }  // namespace
 
-void CpuEnsemble::backward_update(std::int64_t rows, int r, float lr, bool keep_last_grad) {
+void CpuEnsemble::backward_update(std::int64_t rows, int r, float lr, int keep_grad_layer) {
   const int L = layers();
   const int b = static_cast<int>(rows);
   const bool plain = plain_sgd();
@@ -297,7 +297,7 @@ void CpuEnsemble::backward_update(std::int64_t rows, int r, float lr, bool keep_
     // db (out) = column sums of delta
     float* gb = grad_[2 * l + 1].data() + static_cast<std::int64_t>(r) * out;
     column_sums(delta, rows, out, gb);
-    if (keep_last_grad && l == L - 1) {
+    if (l == keep_grad_layer) {
       // the weight gradient kept in grad_ (gradient trials read it), then the update from it
       float* gW = grad_[2 * l].data() + r * nW;
       sgemm(true, false, out, in, b, 1.0f, delta, out, act_[l].data(), in, 0.0f, gW, in);
@@ -523,7 +523,7 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
   const SmallBatchKernels& ks = small_batch_kernels();
   const int L = layers();
   const int C = widths_.back();
-  const std::int64_t last_numel = tensor_numel(2 * (L - 1));
+  const std::int64_t trial_numel = trial != nullptr ? tensor_numel(2 * trial->layer) : 0;
   ws.act.resize(widths_.size());
   ws.delta.resize(widths_.size());
   // row strides of the workspaces; the logits and their deltas stay contiguous for the loss
@@ -534,8 +534,8 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
     if (ws.act[l].size() < need) ws.act[l].assign(need, 0.0f);
     if (ws.delta[l].size() < need) ws.delta[l].assign(need, 0.0f);
   }
-  if (trial != nullptr && static_cast<std::int64_t>(ws.grad.size()) < last_numel)
-    ws.grad.assign(static_cast<std::size_t>(last_numel), 0.0f);
+  if (trial != nullptr && static_cast<std::int64_t>(ws.grad.size()) < trial_numel)
+    ws.grad.assign(static_cast<std::size_t>(trial_numel), 0.0f);
   // Layer l's weights and bias of replica r; its input rows (xs[l][s]).
   std::vector<float*> W(L), bias(L);
   std::vector<std::array<const float*, kSmallBatchKernelMax>> xs(L);
@@ -567,7 +567,7 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
       const int in = widths_[l], out = widths_[l + 1];
       const float* delta = ws.delta[l + 1].data();
       float* dx = l > 0 ? ws.delta[l].data() : nullptr;
-      float* grad = (trial != nullptr && l == L - 1) ? ws.grad.data() : nullptr;
+      float* grad = (trial != nullptr && l == trial->layer) ? ws.grad.data() : nullptr;
       ks.backward_cols(W[l], in, out, delta, ld[l + 1], xs[l].data(), b, lr, l > 0, dx, ld[l],
                        grad, 0, in);
       // the bias: its gradient is the column sums of delta (in row order, as column_sums)
@@ -578,7 +578,7 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
       }
     }
     if (trial != nullptr)
-      trial_step(ws.grad.data(), last_numel, b, off == 0, trial->s_mean, trial->s_sum,
+      trial_step(ws.grad.data(), trial_numel, b, off == 0, trial->s_mean, trial->s_sum,
                  trial->stats);
   }
   steps_[r] += steps;
@@ -587,13 +587,14 @@ void CpuEnsemble::small_batch_steps(const Dataset& data, int r, const std::int32
 GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_t* indices,
                                           std::int64_t n, int batch, float lr,
                                           const HistogramSpec& hist_mean,
-                                          const HistogramSpec& hist_sum, float* export_s) {
+                                          const HistogramSpec& hist_sum, float* export_s,
+                                          int layer_in) {
   const FlushDenormals ftz;
   check_dataset(data);
-  check_grad_trials(n, batch, hist_mean, hist_sum);
+  const int layer = check_grad_trials(n, batch, hist_mean, hist_sum, layer_in);
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
-  const int last = 2 * (layers() - 1);  // the last layer's weight matrix
-  const std::int64_t numel = tensor_numel(last);
+  const int wt = 2 * layer;  // the measured layer's weight matrix
+  const std::int64_t numel = tensor_numel(wt);
   const std::size_t total = static_cast<std::size_t>(replicas_) * numel;
   std::vector<double> s_mean(total, 0.0), s_sum(total, 0.0);
   GradTrialsResult res;
@@ -602,7 +603,7 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
   if (use_small_batch(batch)) {
     for_each_replica_small_batch([&](int r, SmallBatchWorkspace& ws) {
       TrialSink sink{s_mean.data() + r * numel, s_sum.data() + r * numel,
-                     res.stats.data() + r * kTrialStats};
+                     res.stats.data() + r * kTrialStats, layer};
       double loss = 0;
       small_batch_steps(data, r, indices + static_cast<std::int64_t>(r) * n, n, batch, lr,
                         &loss, &sink, ws);
@@ -618,9 +619,9 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
         gather(data, indices, n, off, b, g);
         forward_layers(act_[0].data(), static_cast<std::int64_t>(b) * widths_.front(), b, g);
         loss_head(labels_.data(), b, b, true, &loss, &hits, g);
-        // the step's update fused as in train(), but the last layer's weight gradient kept
-        backward_update(b, r, lr, true);
-        trial_step(grad_[last].data() + r * numel, numel, b, off == 0,
+        // the step's update fused as in train(), but the measured layer's weight gradient kept
+        backward_update(b, r, lr, layer);
+        trial_step(grad_[wt].data() + r * numel, numel, b, off == 0,
                    s_mean.data() + r * numel, s_sum.data() + r * numel,
                    res.stats.data() + r * kTrialStats);
       }

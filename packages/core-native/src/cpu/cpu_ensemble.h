@@ -28,7 +28,8 @@ class CpuEnsemble final : public Ensemble {
   void reset_to_snapshot() override;
   GradTrialsResult grad_trials(const Dataset& data, const std::int32_t* indices, std::int64_t n,
                                int batch, float lr, const HistogramSpec& hist_mean,
-                               const HistogramSpec& hist_sum, float* export_s) override;
+                               const HistogramSpec& hist_sum, float* export_s,
+                               int layer = -1) override;
 
  protected:
   void resize_state(int slots) override;
@@ -64,8 +65,8 @@ class CpuEnsemble final : public Ensemble {
   // propagated with its weights before they change, then its weight gradient is computed
   // and applied at once (plain SGD: inside the GEMM, C = W; other optimisers: tile by tile
   // through the GEMM's hook, while the gradient tile is in cache). Counts the step.
-  // keep_last_grad: the last layer's weight gradient is left in grad_ (gradient trials).
-  void backward_update(std::int64_t rows, int r, float lr, bool keep_last_grad = false);
+  // keep_grad_layer >= 0: that layer's weight gradient is left in grad_ (gradient trials).
+  void backward_update(std::int64_t rows, int r, float lr, int keep_grad_layer = -1);
 
   // The small-batch path (cpu/smallb.h): plain SGD (plain_sgd()) at b <= small_batch_max();
   // other optimisers take the GEMM path at every batch size (their state would double or
@@ -80,19 +81,20 @@ class CpuEnsemble final : public Ensemble {
   struct SmallBatchWorkspace {
     std::vector<std::vector<float>> act;    // [b, widths[l]], l = 1..L
     std::vector<std::vector<float>> delta;  // [b, widths[l]], l = 1..L
-    std::vector<float> grad;                // the last weight's gradient (trials)
+    std::vector<float> grad;                // the measured layer's weight gradient (trials)
   };
   // Statistics of gradient trials, accumulated step by step (see grad_trials).
   struct TrialSink {
-    double* s_mean;  // [numel of the last weight]
+    double* s_mean;  // [numel of the measured layer's weight]
     double* s_sum;
     double* stats;   // the replica's kTrialStats row
+    int layer;       // the layer whose weight gradient is measured
   };
   // Runs `fn(r, workspace)` for every replica r, in parallel over replicas.
   template <typename F>
   void for_each_replica_small_batch(F&& fn);
   // Steps of replica r over idx[0..n) in batches of `batch`; adds the loss sums to *loss_sum.
-  // trial (nullable): accumulate the last layer's gradient statistics.
+  // trial (nullable): accumulate the statistics of the gradient of trial->layer's weight.
   void small_batch_steps(const Dataset& data, int r, const std::int32_t* idx, std::int64_t n,
                          int batch, float lr, double* loss_sum, TrialSink* trial,
                          SmallBatchWorkspace& ws);

@@ -496,12 +496,13 @@ struct CudaEnsemble::State {
 
   // Backward from delta[L] through every layer. mode kGrad: gradients into grad[];
   // kSgd / kRule: parameters updated (lr, or step_scalars' output, on the device).
-  // keep_last_grad (small batches, kSgd): the last layer's gradients go into grad[] instead,
-  // and its parameters are left for the caller to update.
-  void backward(std::int64_t rows, int mode, const OptimizerConfig& opt, bool keep_last_grad = false) {
+  // keep_grad_layer >= 0 (small batches, kSgd): that layer's gradients go into grad[] instead,
+  // and its parameters are left for the caller to update (the layers below it are updated with
+  // the delta its weights, not yet updated, pass down: the order of an SGD step).
+  void backward(std::int64_t rows, int mode, const OptimizerConfig& opt, int keep_grad_layer = -1) {
     if (rows <= k::kSmallBatchMax) {
       for (int l = L() - 1; l >= 0; --l) {
-        const int lmode = (keep_last_grad && l == L() - 1) ? static_cast<int>(k::kGrad) : mode;
+        const int lmode = l == keep_grad_layer ? static_cast<int>(k::kGrad) : mode;
         k::SmallBackwardArgs a;
         a.b = static_cast<int>(rows);
         a.in = widths[l];
@@ -574,8 +575,9 @@ struct CudaEnsemble::State {
   }
 
   // Updates tensors first, first + 1, ... from grad[].
-  void update_all(int mode, const OptimizerConfig& opt, std::size_t first = 0) {
-    for (std::size_t t = first; t < param.size(); ++t) {
+  // Updates tensors [first, end) (end beyond the last: to the last).
+  void update_all(int mode, const OptimizerConfig& opt, std::size_t first = 0, std::size_t end = SIZE_MAX) {
+    for (std::size_t t = first; t < param.size() && t < end; ++t) {
       k::UpdateArgs a;
       a.p = param[t].get();
       a.g = grad[t].get();
@@ -622,16 +624,18 @@ struct CudaEnsemble::State {
 
   // --- gradient trials (kernels/trials.cuh)
 
-  std::size_t last_weight() const { return 2 * static_cast<std::size_t>(L() - 1); }
+  // The weight tensor whose gradient the trials measure (set by grad_trials; default the last).
+  std::size_t trial_tensor = SIZE_MAX;
+  std::size_t trial_weight() const { return trial_tensor != SIZE_MAX ? trial_tensor : 2 * static_cast<std::size_t>(L() - 1); }
   int trial_chunks() const {
-    return static_cast<int>(grid_dim(numel(static_cast<int>(last_weight())), k::kTrialChunk, "trials"));
+    return static_cast<int>(grid_dim(numel(static_cast<int>(trial_weight())), k::kTrialChunk, "trials"));
   }
 
   // Allocates and zeroes the sums and statistics, uploads the edges of both histograms
   // (the mean's, then the sum's) and zeroes their counts. The edges are read from the host
   // before the next synchronisation.
   void begin_trials(const HistogramSpec& hm, const HistogramSpec& hs) {
-    const std::size_t total = static_cast<std::size_t>(R) * numel(static_cast<int>(last_weight()));
+    const std::size_t total = static_cast<std::size_t>(R) * numel(static_cast<int>(trial_weight()));
     trial_s_mean.reserve(total);
     trial_s_sum.reserve(total);
     trial_part.reserve(static_cast<std::size_t>(R) * trial_chunks() * 2);
@@ -649,31 +653,33 @@ struct CudaEnsemble::State {
                                    cudaMemcpyHostToDevice, st()));
   }
 
-  // One trial step: an SGD step of b rows per replica (train_step's sequence) whose last-layer
-  // weight gradient is kept and added to the trial sums before the update. s: the step's index
-  // in the trial (+ *dyn_step when set, which also moves the batch offset on, as in gather).
+  // One trial step: an SGD step of b rows per replica (train_step's sequence) whose measured
+  // layer's weight gradient is kept and added to the trial sums before the update. s: the
+  // step's index in the trial (+ *dyn_step when set, which also moves the batch offset on, as
+  // in gather).
   void trial_step(const DeviceDataset& dd, std::int64_t n, std::int64_t off, int b, long long s,
                   const long long* dyn_step, const OptimizerConfig& opt) {
-    const std::size_t last = last_weight();
+    const std::size_t wt = trial_weight();
     const bool small = b <= k::kSmallBatchMax;
     gather(dd, n, off, b, dyn_step);
     forward_layers(act[0].get(), static_cast<std::int64_t>(b) * widths.front(), b);
     loss_head(labels.get(), b, b, true);
-    // small batches: the one-pass update below the last layer; larger: every gradient
-    backward(b, small ? k::kSgd : k::kGrad, opt, small);
-    const std::int64_t n_w = numel(static_cast<int>(last));
+    // small batches: the one-pass update of every other layer; larger: every gradient
+    backward(b, small ? k::kSgd : k::kGrad, opt, small ? static_cast<int>(wt / 2) : -1);
+    const std::int64_t n_w = numel(static_cast<int>(wt));
     const int chunks = trial_chunks();
     for_replica_chunks(R, [&](int r0, int rc) {
       const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(rc));
       BSX_LAUNCH(grid, k::kTrialThreads, 0, st(), k::trial_step_partial)(
-          grad[last].get(), n_w, b, trial_s_mean.get(), trial_s_sum.get(), chunks,
+          grad[wt].get(), n_w, b, trial_s_mean.get(), trial_s_sum.get(), chunks,
           trial_part.get(), r0);
       BSX_CUDA_CHECK_LAUNCH();
       BSX_LAUNCH(grid_dim(rc, 128, "trials"), 128, 0, st(), k::trial_step_combine)(
           rc, chunks, trial_part.get(), b, s, dyn_step, trial_stats.get(), r0);
       BSX_CUDA_CHECK_LAUNCH();
     });
-    update_all(k::kSgd, opt, small ? last : 0);
+    // small: the measured layer's weight and bias; larger: every tensor
+    update_all(k::kSgd, opt, small ? wt : 0, small ? wt + 2 : SIZE_MAX);
     if (dyn_step != nullptr) {
       BSX_LAUNCH(1, 1, 0, st(), k::advance_counter)(step_counter.get());
       BSX_CUDA_CHECK_LAUNCH();
@@ -695,7 +701,7 @@ struct CudaEnsemble::State {
   // trial_stats, float(S_mean) into trial_export when want_export, both histograms.
   void finish_trials(std::int64_t steps, const HistogramSpec& hm, const HistogramSpec& hs,
                      bool want_export) {
-    const std::int64_t n_w = numel(static_cast<int>(last_weight()));
+    const std::int64_t n_w = numel(static_cast<int>(trial_weight()));
     const int chunks = trial_chunks();
     if (want_export) trial_export.reserve(static_cast<std::size_t>(R) * n_w);
     for_replica_chunks(R, [&](int r0, int rc) {
@@ -1085,9 +1091,10 @@ void CudaEnsemble::stats(double* out) const {
 GradTrialsResult CudaEnsemble::grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
                                            std::int64_t n, int batch, float lr,
                                            const HistogramSpec& hist_mean,
-                                           const HistogramSpec& hist_sum, float* export_s) {
+                                           const HistogramSpec& hist_sum, float* export_s,
+                                           int layer_in) {
   check_dataset(data);
-  check_grad_trials(n, batch, hist_mean, hist_sum);
+  const int layer = check_grad_trials(n, batch, hist_mean, hist_sum, layer_in);
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
   State& s = *s_;
   BSX_CUDA_CHECK(cudaSetDevice(s.device));
@@ -1096,8 +1103,10 @@ GradTrialsResult CudaEnsemble::grad_trials(const cpu::Dataset& data, const std::
   const std::int64_t rows = std::min<std::int64_t>(batch, n);
   s.ensure_workspace(rows);
   s.ensure_loss_buffers(rows);
-  // small batches update all but the last layer in the backward: only its gradients are kept
-  s.ensure_grads(rows > k::kSmallBatchMax ? 0 : s.last_weight());
+  s.trial_tensor = 2 * static_cast<std::size_t>(layer);
+  // small batches update every other layer in the backward: only the measured layer's
+  // gradients are kept (the buffers from it on are allocated)
+  s.ensure_grads(rows > k::kSmallBatchMax ? 0 : s.trial_weight());
   s.upload_indices(indices, static_cast<std::int64_t>(R) * n);
   s.lr_host.reserve(R);
   s.lr.reserve(R);
@@ -1140,7 +1149,7 @@ GradTrialsResult CudaEnsemble::grad_trials(const cpu::Dataset& data, const std::
                                  cudaMemcpyDeviceToHost, s.st()));
   if (export_s != nullptr)
     BSX_CUDA_CHECK(cudaMemcpyAsync(export_s, s.trial_export.get(),
-                                   static_cast<std::size_t>(R) * tensor_numel(static_cast<int>(s.last_weight())) * sizeof(float),
+                                   static_cast<std::size_t>(R) * tensor_numel(static_cast<int>(s.trial_weight())) * sizeof(float),
                                    cudaMemcpyDeviceToHost, s.st()));
   s.stream.sync();
   for (auto& st : steps_) st += steps;

@@ -38,7 +38,8 @@ class CudaEnsemble final : public Ensemble {
   // The step loop on the device (graph-replayed like train's), one synchronisation at the end.
   GradTrialsResult grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
                                std::int64_t n, int batch, float lr, const HistogramSpec& hist_mean,
-                               const HistogramSpec& hist_sum, float* export_s) override;
+                               const HistogramSpec& hist_sum, float* export_s,
+                               int layer = -1) override;
 
  protected:
   void resize_state(int slots) override;

@@ -160,8 +160,8 @@ void Ensemble::step_scalars(int r, float lr, float* out) const {
   optim::visit(opt_.kind, [&](auto rule) { decltype(rule)::prepare(hp, lr, t, out); });
 }
 
-void Ensemble::check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
-                                 const HistogramSpec& hist_sum) const {
+int Ensemble::check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
+                                const HistogramSpec& hist_sum, int layer) const {
   if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
   if (n < 1) throw std::invalid_argument("grad_trials: need at least one index per replica");
   for (const HistogramSpec* h : {&hist_mean, &hist_sum})
@@ -170,6 +170,11 @@ void Ensemble::check_grad_trials(std::int64_t n, int batch, const HistogramSpec&
   if (!plain_sgd())
     throw std::invalid_argument(
         "grad_trials: the trials take plain SGD steps; set the optimizer to sgd without momentum or weight decay");
+  if (layer == -1) return layers() - 1;
+  if (layer < 0 || layer >= layers())
+    throw std::out_of_range("grad_trials: layer must be in [0, " + std::to_string(layers() - 1) + "] (or -1: the last), got " +
+                            std::to_string(layer));
+  return layer;
 }
 
 std::unique_ptr<Ensemble> make_ensemble(const std::string& backend, int replicas,

@@ -162,19 +162,23 @@ class Ensemble {
   virtual void reset_to_snapshot();
 
   // One gradient-competition trial per replica: plain SGD steps at lr over indices [R, n] in
-  // batches of b (the last one short), recording the statistics above; histograms of the
-  // values of S_mean and S_sum (counted over all replicas) into the given edges.
-  // export_s (nullable): [R, numel(last weight)] receives S_mean.
+  // batches of b (the last one short), recording the statistics above for the weight gradient
+  // of layer `layer` (0-based; -1: the last layer); histograms of the values of S_mean and S_sum
+  // (counted over all replicas) into the given edges.
+  // export_s (nullable): [R, numel(that layer's weight)] receives S_mean.
+  // (Every override declares the same default for `layer`.)
   virtual GradTrialsResult grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
                                        std::int64_t n, int batch, float lr,
                                        const HistogramSpec& hist_mean,
-                                       const HistogramSpec& hist_sum, float* export_s) = 0;
+                                       const HistogramSpec& hist_sum, float* export_s,
+                                       int layer = -1) = 0;
 
  protected:
   // The checks of grad_trials' arguments that do not depend on the backend (batch, n, bins,
-  // the optimiser); the backends check the dataset and the indices themselves.
-  void check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
-                         const HistogramSpec& hist_sum) const;
+  // the optimiser, the layer); the backends check the dataset and the indices themselves.
+  // Returns the layer the trials measure (-1 resolved to the last).
+  int check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
+                        const HistogramSpec& hist_sum, int layer) const;
 
   // For get_tensor/set_tensor of the backends: throw std::invalid_argument unless `slot` is
   // the parameters, the snapshot (taken, for a read) or a state slot of the current optimiser.

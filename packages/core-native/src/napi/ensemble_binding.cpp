@@ -531,9 +531,9 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
   }
 
   // gradTrials(dataset, indices: Int32Array [R*n], n, batchSize, lr, edgesMean: Float32Array,
-  //            edgesSum: Float32Array, exportS: boolean)
+  //            edgesSum: Float32Array, exportS: boolean, layer?: number (0-based; default the last))
   //   -> Promise<{ stats: Float64Array [R * kTrialStats] (names: describe().trialStats),
-  //                histMean: Float64Array, histSum: Float64Array, s?: Float32Array [R * numel(last weight)] }>
+  //                histMean: Float64Array, histSum: Float64Array, s?: Float32Array [R * numel(the layer's weight)] }>
   Napi::Value GradTrials(const Napi::CallbackInfo& info, const std::string& fn) {
     Napi::Env env = info.Env();
     const std::int64_t R_ = R(env, fn);
@@ -554,16 +554,17 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
       ThrowError(env, code::kInvalidState,
                  fn + ": the trials take plain SGD steps; set the optimizer to sgd without momentum or weight decay first");
     const Ensemble& e = Live(env, fn);
-    const int last = 2 * (e.layers() - 1);
-    auto s_out = std::make_shared<std::vector<float>>(want_s ? static_cast<std::size_t>(R_ * e.tensor_numel(last)) : 0);
+    Napi::Value lv = Arg(info, 8);
+    const int layer = lv.IsUndefined() ? e.layers() - 1 : static_cast<int>(ArgInt(lv, fn + ": layer", 0, e.layers() - 1));
+    auto s_out = std::make_shared<std::vector<float>>(want_s ? static_cast<std::size_t>(R_ * e.tensor_numel(2 * layer)) : 0);
     auto res = std::make_shared<GradTrialsResult>();
     std::shared_ptr<Core> core = Claim(env, fn);
     TaskSpec t;
-    t.exec = [core, ds, idx, n, batch, lr, em, es, want_s, s_out, res] {
+    t.exec = [core, ds, idx, n, batch, lr, em, es, want_s, s_out, res, layer] {
       HistogramSpec hm{em->data(), static_cast<int>(em->size()) - 1};
       HistogramSpec hs{es->data(), static_cast<int>(es->size()) - 1};
       *res = core->ens->grad_trials(*ds, idx->data(), n, batch, static_cast<float>(lr), hm, hs,
-                                    want_s ? s_out->data() : nullptr);
+                                    want_s ? s_out->data() : nullptr, layer);
     };
     t.done = [res, s_out, want_s](Napi::Env e2) -> Napi::Value {
       Napi::Object o = Napi::Object::New(e2);

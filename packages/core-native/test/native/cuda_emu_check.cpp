@@ -537,13 +537,15 @@ std::vector<float> edges_for(const std::vector<float>& v, int bins) {
   return e;
 }
 
+// layer: the layer whose weight gradient the trials measure (-1: the last, the default).
 void trials_suite(int R, const std::vector<int>& w, int b, std::int64_t n, bool graphs,
-                  std::uint64_t data_id) {
+                  std::uint64_t data_id, int layer = -1) {
   using namespace bsx;
   setenv("BSX_CUDA_GRAPHS", graphs ? "1" : "0", 1);
   std::string tag = "trials R=" + std::to_string(R) + " widths=";
   for (std::size_t i = 0; i < w.size(); ++i) tag += (i ? "-" : "") + std::to_string(w[i]);
   tag += " b=" + std::to_string(b) + " n=" + std::to_string(n) + (graphs ? "" : " nographs");
+  if (layer >= 0) tag += " layer=" + std::to_string(layer);
   std::mt19937 rng(static_cast<unsigned>(data_id));
   const int count = 97;
   const cpu::Dataset data = make_data(data_id, count, w.front(), w.back(), rng);
@@ -563,13 +565,13 @@ void trials_suite(int R, const std::vector<int>& w, int b, std::int64_t n, bool 
   cpu.snapshot();
   const auto idx = random_indices(rng, static_cast<std::int64_t>(R) * n, count);
   const float lr = 0.05f;
-  const int last = 2 * (cpu.layers() - 1);
+  const int last = 2 * (layer >= 0 ? layer : cpu.layers() - 1);  // the measured weight
   const std::size_t ns = static_cast<std::size_t>(R) * cpu.tensor_numel(last);
   // a first CPU pass finds the range of the values, for edges that leave tails outside
   std::vector<float> s_cpu(ns), s_gpu(ns, std::nanf(""));
   std::vector<float> wide = {-1e30f, 1e30f};
   cpu.grad_trials(data, idx.data(), n, b, lr, HistogramSpec{wide.data(), 1},
-                  HistogramSpec{wide.data(), 1}, s_cpu.data());
+                  HistogramSpec{wide.data(), 1}, s_cpu.data(), layer);
   cpu.reset_to_snapshot();
   std::vector<float> s_sum_cpu(ns);
   for (int r = 0; r < R; ++r)
@@ -578,8 +580,8 @@ void trials_suite(int R, const std::vector<int>& w, int b, std::int64_t n, bool 
   const std::vector<float> em = edges_for(s_cpu, 32), es = edges_for(s_sum_cpu, 9);
   const HistogramSpec hm{em.data(), 32}, hs{es.data(), 9};
   const std::vector<std::int64_t> steps_before = cpu.optimizer_steps();
-  GradTrialsResult rc = cpu.grad_trials(data, idx.data(), n, b, lr, hm, hs, s_cpu.data());
-  GradTrialsResult rg = gpu.grad_trials(data, idx.data(), n, b, lr, hm, hs, s_gpu.data());
+  GradTrialsResult rc = cpu.grad_trials(data, idx.data(), n, b, lr, hm, hs, s_cpu.data(), layer);
+  GradTrialsResult rg = gpu.grad_trials(data, idx.data(), n, b, lr, hm, hs, s_gpu.data(), layer);
   // per replica: the norms and means within 1e-4 relative; the step count exactly
   std::vector<double> stat_c, stat_g;
   bool steps_ok = true;
@@ -636,6 +638,8 @@ void trials_errors() {
       {"no edges", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 1, 0.1f, no_edges, ok, nullptr); }},
       {"index out of range", [&](Ensemble& x) { x.grad_trials(data, bad_idx.data(), 4, 1, 0.1f, ok, ok, nullptr); }},
       {"dataset width", [&](Ensemble& x) { x.grad_trials(wrong, idx.data(), 4, 1, 0.1f, ok, ok, nullptr); }},
+      {"layer past the last", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 1, 0.1f, ok, ok, nullptr, 2); }},
+      {"layer -2", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 1, 0.1f, ok, ok, nullptr, -2); }},
       {"adam", [&](Ensemble& x) {
          x.set_optimizer(optimizer_config(optim::Kind::Adam, x.replicas(), {{0.9, 0.999, 1e-8, 0}}));
          try {
@@ -686,6 +690,13 @@ int main(int argc, char** argv) {
   trials_suite(2, {7, 3}, 2, 9, true, id++);               // one layer: it is the last
   trials_suite(40, {7, 5, 4, 3}, 2, 17 * 2, true, id++);   // many replicas
   trials_suite(2, {16, 96, 100}, 4, 10, true, id++);       // last weight over one 8192 chunk
+  // other layers than the last: the small-batch backward keeps that layer's gradient and updates
+  // the others; the GEMM path keeps every gradient
+  trials_suite(3, {7, 5, 4, 3}, 1, 20, true, id++, 0);     // the first layer, graph-replayed
+  trials_suite(2, {7, 5, 4, 3}, 3, 3 * 5 + 2, false, id++, 1);  // a middle one, a short step
+  trials_suite(2, {36, 20, 12, 10}, 9, 9 * 2 + 7, true, id++, 0);  // GEMM steps
+  trials_suite(2, {36, 20, 12, 10}, 64, 30, true, id++, 1);  // n < b: one GEMM step of n
+  trials_suite(2, {100, 96, 10}, 4, 10, true, id++, 0);    // the first weight over one 8192 chunk
   if (!quick) {
     bsx::cuda::g_emu_sms = 1;  // big tiles
     ensemble_suite(2, {64, 132, 40, 10}, 20, true, id++);

@@ -39,8 +39,8 @@ export interface EvalResult {
 export type LayerStats = { readonly [name: string]: number };
 
 /**
- * Per-trial statistics of the last layer's weight gradient g_i over the steps of a trial, one
- * value per replica, by the engine's names (describe().trialStats): sumNormMean |sum_i g_i|
+ * Per-trial statistics of a layer's weight gradient g_i (the last layer's by default) over the
+ * steps of a trial, one value per replica, by the engine's names (describe().trialStats): sumNormMean |sum_i g_i|
  * (g_i: gradient of the batch-mean loss), sumNormSum |sum_i b_i g_i| (the batch-sum loss),
  * stepNormMean mean_i |g_i|, stepNormSum mean_i b_i |g_i|, firstStepNorm2 |g_1|^2 (at the
  * starting weights), steps.
@@ -304,13 +304,14 @@ export class Ensemble {
 
   /**
    * Gradient-competition trials, one per replica: plain SGD at `lr` through indices [R, n] in
-   * batches of `batchSize` (the last one short), with statistics of the last layer's weight
-   * gradient and histograms of the summed gradient's values into fixed edges.
+   * batches of `batchSize` (the last one short), with statistics of the weight gradient of
+   * `layer` (from 0; default the last) and histograms of the summed gradient's values into
+   * fixed edges.
    */
   async gradTrials(
     dataset: Dataset,
     indices: Int32Array,
-    opts: { batchSize: number; lr: number; edgesMean: readonly number[]; edgesSum: readonly number[]; exportS?: boolean },
+    opts: { batchSize: number; lr: number; edgesMean: readonly number[]; edgesSum: readonly number[]; exportS?: boolean; layer?: number },
   ): Promise<{ stats: TrialStats; hist: TrialHistograms; s?: Tensor }> {
     if (!(indices instanceof Int32Array)) throw new TypeError('Expected indices to be an Int32Array');
     if (indices.length === 0 || indices.length % this.replicas !== 0) {
@@ -319,6 +320,7 @@ export class Ensemble {
     const n = indices.length / this.replicas;
     const b = checkInt(opts.batchSize, 'batchSize', 1, n);
     if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new RangeError(`Expected lr to be a finite number > 0, got ${opts.lr}`);
+    const layer = opts.layer === undefined ? this.layers - 1 : checkInt(opts.layer, 'layer', 0, this.layers - 1);
     const r = await withStack('gradTrials', () =>
       this.native.gradTrials(
         dataset.native,
@@ -329,6 +331,7 @@ export class Ensemble {
         Float32Array.from(opts.edgesMean),
         Float32Array.from(opts.edgesSum),
         opts.exportS ?? false,
+        layer,
       ),
     );
     const R = this.replicas;
@@ -337,11 +340,10 @@ export class Ensemble {
     const stats: TrialStats = Object.fromEntries(
       names.map((n, k) => [n, Float64Array.from({ length: R }, (_, i) => r.stats[i * K + k]!)]),
     );
-    const last = 2 * (this.layers - 1);
     return {
       stats,
       hist: { mean: r.histMean, sum: r.histSum },
-      ...(r.s ? { s: new Tensor([R, ...this.tensorShape(last)], r.s) } : {}),
+      ...(r.s ? { s: new Tensor([R, ...this.tensorShape(2 * layer)], r.s) } : {}),
     };
   }
 

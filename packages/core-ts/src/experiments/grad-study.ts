@@ -1,7 +1,7 @@
 // The gradient-competition study (FINDINGS.md, F4-F7): from a fixed model (the regime), many
 // independent trials per batch size b; each trial draws 1024 training samples, steps through
-// them once with batch b (plain SGD, all layers updated) and records statistics of the last
-// layer's weight gradient. Trials run R at a time as replicas of one Ensemble; every trial is
+// them once with batch b (plain SGD, all layers updated) and records statistics of one layer's
+// weight gradient (the last layer's unless the spec names another). Trials run R at a time as replicas of one Ensemble; every trial is
 // reproducible from (seed, regime, b, trial index), whatever the chunk size.
 //
 // Both reductions are reported: "mean" (the gradient of the batch-mean loss, the usual
@@ -39,6 +39,8 @@ export interface RegimeModel {
 
 export interface GradStudySpec {
   regime: RegimeModel;
+  /** The layer whose weight gradient is measured, from 0 (default: the last). */
+  layer?: number;
   batchSizes?: number[];
   trials?: number;
   seed?: number;
@@ -234,7 +236,10 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
   if (widths[0] !== data.dim || widths[widths.length - 1] !== data.classes) {
     bad('regime', `model ${widths.join('-')} does not fit data of ${data.dim} features and ${data.classes} classes`);
   }
-  const lastShape = [widths[widths.length - 1]!, widths[widths.length - 2]!];
+  const L = widths.length - 1;
+  const layer = spec.layer ?? L - 1;
+  if (!Number.isInteger(layer) || layer < 0 || layer >= L) bad('layer', `must be an integer in [0, ${L - 1}] (a layer of ${widths.join('-')}), got ${layer}`);
+  const sShape = [widths[layer + 1]!, widths[layer]!];
   const edgesMean = opts.edgesMean ?? signedLogEdges(1e-8, 1e3, 8);
   const edgesSum = opts.edgesSum ?? signedLogEdges(1e-8, 1e6, 8);
 
@@ -254,6 +259,7 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
             trainCount: data.count,
             backend: opts.backend ?? 'cpu',
             exportS: opts.exportDir !== undefined,
+            layer,
           }),
         );
       }
@@ -292,7 +298,7 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
       const idx = new Int32Array(R * k);
       for (let r = 0; r < R; r++) trialSamples(seed, spec.regime.code, b, c + r, data.count, k, idx.subarray(r * k, (r + 1) * k));
       const tc = performance.now();
-      const res = await ens.gradTrials(data, idx, { batchSize: b, lr, edgesMean, edgesSum, exportS: opts.exportDir !== undefined });
+      const res = await ens.gradTrials(data, idx, { batchSize: b, lr, edgesMean, edgesSum, exportS: opts.exportDir !== undefined, layer });
       const dt = (performance.now() - tc) / 1000;
       const st: TrialStats = res.stats;
       steps = stat(st, 'steps')[0] ?? 0;
@@ -307,7 +313,7 @@ export async function gradientStudy(spec: GradStudySpec, data: Dataset, opts: Gr
         const file = `${opts.exportDir}/b${String(b).padStart(4, '0')}-trials${String(c).padStart(6, '0')}-${String(c + R - 1).padStart(6, '0')}.npy`;
         const { mkdir } = await import('node:fs/promises');
         await mkdir(opts.exportDir, { recursive: true });
-        await writeFileAtomic(file, encodeNpy(res.s.data, [R, ...lastShape]));
+        await writeFileAtomic(file, encodeNpy(res.s.data, [R, ...sShape]));
       }
       overallDone += R;
       opts.onEvent?.({ type: 'progress', b, trialsDone: c + R, trials, overallDone, overallTotal, trialsPerSec: R / dt });

@@ -183,6 +183,8 @@ export interface GradStudyMemoryInput {
   backend?: 'cpu' | 'cuda';
   /** Every trial's S is exported. */
   exportS?: boolean;
+  /** The layer whose weight gradient is measured, from 0 (default: the last). */
+  layer?: number;
   what?: string;
 }
 
@@ -198,7 +200,8 @@ export function estimateGradStudyMemory(i: GradStudyMemoryInput): MemoryEstimate
   const P = parametersPerReplica(widths);
   const perRow = widths.reduce((a, w, l) => a + (l > 0 ? 2 : 1) * w, 0);
   const b = Math.max(1, ...i.batchSizes.map((x) => Math.min(x, i.samplesPerTrial)));
-  const last = widths[widths.length - 1]! * widths[widths.length - 2]!;
+  const l = i.layer ?? widths.length - 2;
+  const last = widths[l + 1]! * widths[l]!;
   const state = held * P * F32;
   const parts: MemoryPart[] = [
     { name: 'parameters', bytes: state, where: dev },

@@ -2,20 +2,23 @@
 // an interrupted one continues from its last epoch checkpoint and gives the same numbers as
 // an uninterrupted run. Metrics rows and checkpoints are written after every epoch.
 
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dataset } from '../engine/dataset.js';
 import { normalizeOptimizer, type OptimizerSpec } from '../engine/optimizers.js';
 import { BsxError } from '../errors.js';
 import { canonicalJson } from '../store/hash.js';
-import { CHECKPOINT_DIR, SUMMARY_FILE, type Checkpoint, type MetricsRow, type RunData, type RunHandle, type RunStore } from '../store/run-store.js';
-import { anyValue, arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, string, type Check } from '../store/validate.js';
+import { CHECKPOINT_DIR, SUMMARY_FILE, describeRun, normalizeRunKey, runHash, summaryReviver, type Checkpoint, type MetricsRow, type RunData, type RunHandle, type RunStore } from '../store/run-store.js';
+import { anyValue, arrayOf, boolean, checkJson, fileError, integer, nullable, number, object, parseJsonFile, string, type Check } from '../store/validate.js';
 import { checkMemory, estimateTrainingMemory } from './memory.js';
 import {
   expectedOptimizerSteps,
   normalizeSpec,
-  train,
+  packSignature,
+  trainPack,
   type EpochMetrics,
   type InitialMetrics,
+  type ResumeState,
   type SeedResult,
   type TrainCheckpoint,
   type TrainOptions,
@@ -137,10 +140,13 @@ const summaryCheck = object({
 
 /** The summary of a finished run, checked against the run's spec; undefined if it has not finished. */
 async function readSummary(handle: RunHandle, spec: Required<TrainSpec>): Promise<TrainResult | undefined> {
-  const file = join(handle.dir, SUMMARY_FILE);
   const hint = `delete the run folder ${handle.dir}, or rerun with --no-resume to train it again`;
   const done = await handle.finished(summaryCheck, { hint });
   if (done === undefined) return undefined;
+  return checkSummary(join(handle.dir, SUMMARY_FILE), done, spec, hint);
+}
+
+function checkSummary(file: string, done: TrainResult, spec: Required<TrainSpec>, hint: string): TrainResult {
   const bad = (problem: string): never => {
     throw fileError(file, problem, { hint });
   };
@@ -151,6 +157,27 @@ async function readSummary(handle: RunHandle, spec: Required<TrainSpec>): Promis
     if (s.epochs.length !== epochs) bad(`seeds[${r}].epochs holds ${s.epochs.length} entries, the run has ${epochs} epochs`);
   });
   return done;
+}
+
+/**
+ * @internal The result of a finished run of the store, read without taking its lock (for
+ * reports while other processes work); undefined when the run has not finished.
+ */
+export async function readRunResult(store: RunStore, specIn: TrainSpec, data: RunData, trainCount: number): Promise<StoredRunResult | undefined> {
+  const spec = normalizeSpec(specIn, trainCount);
+  const key = { spec, data };
+  const dir = store.runDir(key);
+  const file = join(dir, SUMMARY_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  const hint = `delete the run folder ${dir} to train it again`;
+  const done = checkSummary(file, parseJsonFile(file, text, summaryCheck, { hint, reviver: summaryReviver }), spec, hint);
+  return { ...done, dir, hash: runHash(key), description: describeRun(normalizeRunKey(key)), reused: true };
 }
 
 /**
@@ -232,89 +259,177 @@ export async function runTraining(
   data: { train: Dataset; test: Dataset },
   opts: StoredRunOptions,
 ): Promise<StoredRunResult> {
-  const spec = normalizeSpec(specIn, data.train.count);
+  const { onStatus, ...rest } = opts;
+  const [r] = await runTrainingPack([specIn], data, { ...rest, ...(onStatus ? { onStatus: (_i: number, s: RunStatus) => onStatus(s) } : {}) });
+  return r!;
+}
+
+/** @internal Options of runTrainingPack: runTraining's, with onStatus told which run it is about. */
+export interface PackRunOptions extends Omit<StoredRunOptions, 'onStatus'> {
+  onStatus?: (member: number, s: RunStatus) => void;
+  /** Called when a run of the pack has finished and its summary is written (not for reused runs). */
+  onFinished?: (member: number, result: StoredRunResult) => Promise<void> | void;
+}
+
+interface OpenMember {
+  index: number;
+  spec: Required<TrainSpec>;
+  handle: RunHandle;
+  resume?: ResumeState;
+}
+
+/**
+ * @internal Trains several runs of the store as one ensemble (trainPack: they must share the
+ * model, the batch-size schedule and the optimiser; learning rates, seeds and hyperparameters
+ * may differ), each in its own run folder exactly as runTraining writes it alone: a finished run
+ * is read back, an interrupted one resumes from its checkpoint (runs interrupted after the same
+ * epoch are packed again together), the others start afresh. Every run is locked while it trains.
+ */
+export async function runTrainingPack(
+  specsIn: readonly TrainSpec[],
+  data: { train: Dataset; test: Dataset },
+  opts: PackRunOptions,
+): Promise<StoredRunResult[]> {
+  const specs = specsIn.map((s) => normalizeSpec(s, data.train.count));
+  if (specs.length === 0) throw new BsxError('BSX_INVALID_ARGUMENT', 'runTrainingPack: no runs');
+  const sig = packSignature(specs[0]!);
+  specs.forEach((s, i) => {
+    if (packSignature(s) !== sig) throw new BsxError('BSX_INVALID_ARGUMENT', `runTrainingPack: run ${i} cannot be packed with run 0 (another model, batch-size schedule or optimiser)`);
+  });
   // before anything is written or allocated
   checkMemory(
     estimateTrainingMemory({
-      replicas: spec.seeds.length,
-      widths: spec.widths,
-      phases: spec.phases,
+      replicas: specs.reduce((a, s) => a + s.seeds.length, 0),
+      widths: specs[0]!.widths,
+      phases: specs.flatMap((s) => s.phases),
       trainCount: data.train.count,
       testCount: data.test.count,
       backend: opts.backend ?? 'cpu',
       checkpoints: true,
     }),
   );
-  const handle = await opts.store.open({ spec, data: opts.data }, { wait: opts.wait ?? false });
+  const handles: RunHandle[] = [];
   try {
-    let done: TrainResult | undefined;
-    try {
-      done = await readSummary(handle, spec);
-    } catch (e) {
-      // a damaged summary: trained again when asked to start over
-      if (!(opts.resume === false && e instanceof BsxError && e.code === 'BSX_RUN_CORRUPT')) throw e;
-      await handle.discardSummary();
+    for (const spec of specs) handles.push(await opts.store.open({ spec, data: opts.data }, { wait: opts.wait ?? false, ...(opts.signal ? { signal: opts.signal } : {}) }));
+    const results: (StoredRunResult | undefined)[] = specs.map(() => undefined);
+    const todo: OpenMember[] = [];
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i]!;
+      const handle = handles[i]!;
+      let done: TrainResult | undefined;
+      try {
+        done = await readSummary(handle, spec);
+      } catch (e) {
+        // a damaged summary: trained again when asked to start over
+        if (!(opts.resume === false && e instanceof BsxError && e.code === 'BSX_RUN_CORRUPT')) throw e;
+        await handle.discardSummary();
+      }
+      if (done) {
+        opts.onStatus?.(i, { type: 'reused', dir: handle.dir });
+        const exportDir = opts.exportWeights ? await exportFinal(handle) : undefined;
+        results[i] = { ...done, dir: handle.dir, hash: handle.hash, description: handle.description, reused: true, ...(exportDir ? { exportDir } : {}) };
+        continue;
+      }
+      const saved = opts.resume === false ? undefined : await handle.loadCheckpoint();
+      if (saved) {
+        const { cp, extra } = fromStoreCheckpoint(saved, handle.dir, spec, data.train.count);
+        await handle.truncateMetrics(cp.epoch);
+        const rows = await handle.readMetrics();
+        const seeds: SeedResult[] = spec.seeds.map((seed, r) => {
+          const s: SeedResult = {
+            seed,
+            initial: extra.initial[r]!,
+            epochs: rows.filter((row) => row.seed === seed).sort((a, b) => a.epoch - b.epoch).map(fromRow),
+          };
+          const d = extra.divergedAtEpoch[r];
+          if (typeof d === 'number') s.divergedAtEpoch = d;
+          if (s.epochs.length !== cp.epoch) {
+            throw new BsxError('BSX_RUN_CORRUPT', `${handle.dir}/metrics.csv: seed ${seed} has ${s.epochs.length} epochs, the checkpoint ${cp.epoch}`);
+          }
+          return s;
+        });
+        todo.push({ index: i, spec, handle, resume: { checkpoint: cp, seeds } });
+        opts.onStatus?.(i, { type: 'resumed', dir: handle.dir, epoch: cp.epoch });
+      } else {
+        await handle.clearMetrics();
+        todo.push({ index: i, spec, handle });
+        opts.onStatus?.(i, { type: 'fresh', dir: handle.dir });
+      }
     }
-    if (done) {
-      opts.onStatus?.({ type: 'reused', dir: handle.dir });
-      const exportDir = opts.exportWeights ? await exportFinal(handle) : undefined;
-      return { ...done, dir: handle.dir, hash: handle.hash, description: handle.description, reused: true, ...(exportDir ? { exportDir } : {}) };
+    // runs that stopped after the same epoch train together (the fresh ones after epoch 0)
+    const groups = new Map<number, OpenMember[]>();
+    for (const m of todo) {
+      const e = m.resume?.checkpoint.epoch ?? 0;
+      groups.set(e, [...(groups.get(e) ?? []), m]);
     }
-    let resume: TrainOptions['resume'];
-    const saved = opts.resume === false ? undefined : await handle.loadCheckpoint();
-    if (saved) {
-      const { cp, extra } = fromStoreCheckpoint(saved, handle.dir, spec, data.train.count);
-      await handle.truncateMetrics(cp.epoch);
-      const rows = await handle.readMetrics();
-      const seeds: SeedResult[] = spec.seeds.map((seed, r) => {
-        const s: SeedResult = {
-          seed,
-          initial: extra.initial[r]!,
-          epochs: rows.filter((row) => row.seed === seed).sort((a, b) => a.epoch - b.epoch).map(fromRow),
-        };
-        const d = extra.divergedAtEpoch[r];
-        if (typeof d === 'number') s.divergedAtEpoch = d;
-        if (s.epochs.length !== cp.epoch) {
-          throw new BsxError('BSX_RUN_CORRUPT', `${handle.dir}/metrics.csv: seed ${seed} has ${s.epochs.length} epochs, the checkpoint ${cp.epoch}`);
-        }
-        return s;
-      });
-      resume = { checkpoint: cp, seeds };
-      opts.onStatus?.({ type: 'resumed', dir: handle.dir, epoch: cp.epoch });
-    } else {
-      await handle.clearMetrics();
-      opts.onStatus?.({ type: 'fresh', dir: handle.dir });
-    }
-    const { store: _s, data: _d, resume: _r, wait: _w, exportWeights: _e, onStatus: _o, checkpointEverySeconds: _c, ...trainOpts } = opts;
+    const { store: _s, data: _d, resume: _r, wait: _w, exportWeights: _e, onStatus: _o, onFinished: _f, checkpointEverySeconds: _c, signal: outer, ...trainOpts } = opts;
     const every = (opts.checkpointEverySeconds ?? 10) * 1000;
-    let lastCheckpoint = performance.now();
-    const result = await train(spec, data, {
-      ...trainOpts,
-      ...(resume ? { resume } : {}),
-      onEpochEnd: async (ctx) => {
-        await handle.appendMetrics(ctx.metrics.map((m, r) => toRow(spec.seeds[r]!, m)));
-        const now = performance.now();
-        if (ctx.epoch < ctx.totalEpochs && now - lastCheckpoint < every) return;
-        lastCheckpoint = now;
-        const extra: CheckpointExtra = {
-          initial: ctx.seeds.map((s) => s.initial),
-          divergedAtEpoch: ctx.seeds.map((s) => s.divergedAtEpoch ?? null),
-        };
-        await handle.saveCheckpoint(toStoreCheckpoint(ctx.checkpoint(), extra));
-      },
-    });
-    await handle.writeSummary(result);
-    const exportDir = opts.exportWeights ? await exportFinal(handle) : undefined;
-    return {
-      ...result,
-      dir: handle.dir,
-      hash: handle.hash,
-      description: handle.description,
-      reused: false,
-      ...(resume ? { resumedFromEpoch: resume.checkpoint.epoch } : {}),
-      ...(exportDir ? { exportDir } : {}),
-    };
+    // a broken lease stops the training: nothing more may be written to that run
+    const ac = new AbortController();
+    const abort = (): void => ac.abort();
+    outer?.addEventListener('abort', abort, { once: true });
+    if (outer?.aborted) ac.abort();
+    for (const h of handles) h.onLost(abort);
+    try {
+      for (const group of [...groups.keys()].sort((a, b) => a - b).map((k) => groups.get(k)!)) {
+        let lastCheckpoint = performance.now();
+        let checkpointNow = false;
+        let trained: TrainResult[];
+        try {
+          trained = await trainPack(
+            group.map((m) => ({ spec: m.spec, ...(m.resume ? { resume: m.resume } : {}) })),
+            data,
+            {
+              ...trainOpts,
+              signal: ac.signal,
+              onEpochEnd: async (k, ctx) => {
+                const m = group[k]!;
+                await m.handle.appendMetrics(ctx.metrics.map((x, r) => toRow(m.spec.seeds[r]!, x)));
+                if (k === 0) {
+                  // the same epochs are checkpointed for every run of the pack
+                  const now = performance.now();
+                  checkpointNow = ctx.epoch >= ctx.totalEpochs || now - lastCheckpoint >= every;
+                  if (checkpointNow) lastCheckpoint = now;
+                }
+                if (!checkpointNow) return;
+                const extra: CheckpointExtra = {
+                  initial: ctx.seeds.map((x) => x.initial),
+                  divergedAtEpoch: ctx.seeds.map((x) => x.divergedAtEpoch ?? null),
+                };
+                await m.handle.saveCheckpoint(toStoreCheckpoint(ctx.checkpoint(), extra));
+              },
+            },
+          );
+        } catch (e) {
+          const lost = handles.find((h) => h.lost);
+          if (lost && !(outer?.aborted ?? false)) {
+            throw new BsxError('BSX_RUN_LOCKED', `run ${lost.dir}: another process broke this process's lease on the run; stopped training it`, { cause: e });
+          }
+          throw e;
+        }
+        for (let k = 0; k < group.length; k++) {
+          const m = group[k]!;
+          const result = trained[k]!;
+          await m.handle.writeSummary(result);
+          const exportDir = opts.exportWeights ? await exportFinal(m.handle) : undefined;
+          const out: StoredRunResult = {
+            ...result,
+            dir: m.handle.dir,
+            hash: m.handle.hash,
+            description: m.handle.description,
+            reused: false,
+            ...(m.resume ? { resumedFromEpoch: m.resume.checkpoint.epoch } : {}),
+            ...(exportDir ? { exportDir } : {}),
+          };
+          results[m.index] = out;
+          await opts.onFinished?.(m.index, out);
+        }
+      }
+    } finally {
+      outer?.removeEventListener('abort', abort);
+    }
+    return results as StoredRunResult[];
   } finally {
-    handle.release();
+    for (const h of handles) h.release();
   }
 }

@@ -8,7 +8,9 @@ import { DEFAULT_WIDTHS, Ensemble } from '../engine/ensemble.js';
 import {
   normalizeOptimizer,
   optimizerDescriptor,
+  optimizerName,
   optimizerStateSlots,
+  resolveOptimizer,
   type HyperparameterValue,
   type OptimizerSpec,
 } from '../engine/optimizers.js';
@@ -256,32 +258,222 @@ export async function train(
   data: { train: Dataset; test: Dataset },
   opts: TrainOptions = {},
 ): Promise<TrainResult> {
-  const t0 = performance.now();
   const spec = normalizeSpec(specIn, data.train.count);
-  const R = spec.seeds.length;
+  const { resume, onEpochEnd, ...rest } = opts;
+  const [result] = await trainPack([{ spec, ...(resume ? { resume } : {}) }], data, {
+    ...rest,
+    ...(onEpochEnd ? { onEpochEnd: (_m: number, ctx: EpochEndContext) => onEpochEnd(ctx) } : {}),
+  });
+  return result!;
+}
+
+/**
+ * @internal One run of a pack: its spec (normalised) and, to continue it, its saved state.
+ */
+export interface PackMember {
+  spec: Required<TrainSpec>;
+  resume?: ResumeState;
+}
+
+/** @internal Options of trainPack: train()'s, with onEpochEnd told which member the epoch is of. */
+export interface PackOptions extends Omit<TrainOptions, 'resume' | 'onEpochEnd'> {
+  onEpochEnd?: (member: number, ctx: EpochEndContext) => Promise<void> | void;
+}
+
+/**
+ * Whether a phase's optimiser is plain SGD (no momentum, no weight decay): the engine's fused
+ * small-batch path takes an ensemble only when every replica is plain (Ensemble::plain_sgd),
+ * so plain and other replicas are never packed together (their steps would take other kernels).
+ */
+export function isPlainSgd(spec: OptimizerSpec): boolean {
+  const r = resolveOptimizer(spec);
+  return r.name === 'sgd' && r.hyper.momentum === 0 && r.hyper.weightDecay === 0;
+}
+
+/**
+ * What runs must share to be trained together as one ensemble (trainPack): the model, each
+ * phase's batch size, epochs and optimiser name, and whether it is plain SGD. Learning rates,
+ * seeds and the optimiser's hyperparameters may differ from run to run.
+ */
+export function packSignature(spec: Required<TrainSpec>): string {
+  return JSON.stringify({
+    widths: spec.widths,
+    phases: spec.phases.map((p) => [p.batchSize, p.epochs, optimizerName(p.optimizer), isPlainSgd(p.optimizer)]),
+  });
+}
+
+/** The optimiser of replicas [r0, r1) of an ensemble, as a checkpoint keeps it (see ensembleOptimizer). */
+function optimizerOfReplicas(ens: Ensemble, r0: number, r1: number): ReturnType<typeof ensembleOptimizer> {
+  const { name, hyper } = ens.optimizer();
+  const d = optimizerDescriptor(name);
+  const out: ReturnType<typeof ensembleOptimizer> = { name };
+  for (const h of d.hyperparameters) {
+    const vals = Array.from(hyper[h.name]!.subarray(r0, r1), (v) => (h.type === 'boolean' ? v !== 0 : v));
+    out[h.name] = vals.every((v) => v === vals[0]) ? vals[0]! : vals;
+  }
+  return out;
+}
+
+/** The state of replicas [r0, r1) of an ensemble, as the checkpoint of a run of those replicas alone. */
+function captureReplicas(ens: Ensemble, r0: number, r1: number, epoch: number, phase: number): TrainCheckpoint {
+  if (r0 === 0 && r1 === ens.replicas) return captureCheckpoint(ens, epoch, phase);
+  const optimizer = optimizerOfReplicas(ens, r0, r1);
+  const slots: TensorSlot[] = ['param', 'snapshot', ...optimizerStateSlots(optimizer.name)];
+  const tensors: TrainCheckpoint['tensors'] = [];
+  for (const slot of slots) {
+    for (let t = 0; t < 2 * ens.layers; t++) {
+      const x = ens.getTensor(t, slot);
+      const per = x.data.length / ens.replicas;
+      tensors.push({ slot, index: t, shape: [r1 - r0, ...x.shape.slice(1)], data: x.data.slice(r0 * per, r1 * per) });
+    }
+  }
+  const steps = Array.from(ens.optimizerSteps()).slice(r0, r1);
+  return { epoch, phase, optimizer, optimizerSteps: steps, tensors, rng: { nextEpoch: epoch + 1 } };
+}
+
+/** One value per replica of a hyperparameter, from a member's optimiser (one value, or one per its replicas). */
+function perReplica(v: unknown, replicas: number, what: string): (number | boolean)[] {
+  if (Array.isArray(v)) {
+    if (v.length !== replicas) throw new BsxError('BSX_RUN_CORRUPT', `${what}: ${v.length} values for ${replicas} replicas`);
+    return v as (number | boolean)[];
+  }
+  return Array.from({ length: replicas }, () => v as number | boolean);
+}
+
+/** The members' checkpoints put together as the checkpoint of the whole pack (members in order). */
+function joinCheckpoints(members: readonly PackMember[], widthsLayers: number): TrainCheckpoint {
+  const cps = members.map((m) => m.resume!.checkpoint);
+  const first = cps[0]!;
+  const name = optimizerName(first.optimizer as OptimizerSpec);
+  const d = optimizerDescriptor(name);
+  const optimizer: { name: string; [h: string]: string | HyperparameterValue | HyperparameterValue[] } = { name };
+  for (const h of d.hyperparameters) {
+    const vals: (number | boolean)[] = [];
+    cps.forEach((cp, i) => {
+      const o = cp.optimizer as Record<string, unknown>;
+      const R = members[i]!.spec.seeds.length;
+      const v = typeof cp.optimizer === 'string' || o[h.name] === undefined ? h.default : o[h.name];
+      vals.push(...perReplica(v, R, `checkpoint of run ${i}: optimizer.${h.name}`));
+    });
+    optimizer[h.name] = vals;
+  }
+  const tensors: TrainCheckpoint['tensors'] = [];
+  for (const slot of ['param', 'snapshot', ...optimizerStateSlots(name)]) {
+    for (let t = 0; t < 2 * widthsLayers; t++) {
+      const parts = cps.map((cp) => cp.tensors.find((x) => (LEGACY_SLOTS[x.slot] ?? x.slot) === slot && x.index === t));
+      if (parts.some((x) => x === undefined)) throw new BsxError('BSX_RUN_CORRUPT', `checkpoint: tensor ${slot} ${t} is missing`);
+      const total = parts.reduce((a, x) => a + x!.data.length, 0);
+      const data = new Float32Array(total);
+      let off = 0;
+      for (const x of parts) {
+        data.set(x!.data, off);
+        off += x!.data.length;
+      }
+      const rows = parts.reduce((a, x) => a + x!.shape[0]!, 0);
+      tensors.push({ slot, index: t, shape: [rows, ...parts[0]!.shape.slice(1)], data });
+    }
+  }
+  return {
+    epoch: first.epoch,
+    phase: first.phase,
+    optimizer,
+    optimizerSteps: cps.flatMap((cp) => cp.optimizerSteps),
+    tensors,
+    rng: { nextEpoch: first.rng.nextEpoch },
+  };
+}
+
+/**
+ * The optimiser of a phase for the whole pack: the members' own spec when they all use the same
+ * (exactly what a run alone sets), else one value per replica of every hyperparameter.
+ */
+function packOptimizer(members: readonly PackMember[], ph: number): OptimizerSpec | ReturnType<typeof ensembleOptimizer> {
+  const specs = members.map((m) => m.spec.phases[ph]!.optimizer);
+  if (specs.every((o) => canonical(o) === canonical(specs[0]!))) return specs[0]!;
+  const name = optimizerName(specs[0]!);
+  const out: ReturnType<typeof ensembleOptimizer> = { name };
+  const resolved = specs.map((o) => resolveOptimizer(o));
+  for (const h of optimizerDescriptor(name).hyperparameters) {
+    out[h.name] = members.flatMap((m, i) => Array.from({ length: m.spec.seeds.length }, () => resolved[i]!.hyper[h.name]!));
+  }
+  return out;
+}
+
+function canonical(o: OptimizerSpec): string {
+  return typeof o === 'string' ? o : JSON.stringify(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/**
+ * @internal Trains several runs together as one ensemble: the replicas of member 0 (one per
+ * seed), then member 1's, ... Every member must have the same packSignature; their learning
+ * rates, seeds and optimiser hyperparameters may differ. Each replica is trained as it would
+ * be in a run of its own member alone (the engine treats replicas independently, and the
+ * optimiser's kernels depend only on what the signature fixes), so every member's result is
+ * the one train() gives for its spec alone. Members that continue from saved state must all
+ * have stopped after the same epoch.
+ */
+export async function trainPack(
+  members: readonly PackMember[],
+  data: { train: Dataset; test: Dataset },
+  opts: PackOptions = {},
+): Promise<TrainResult[]> {
+  const t0 = performance.now();
+  if (members.length === 0) throw new BsxError('BSX_INVALID_ARGUMENT', 'trainPack: no runs to train');
+  const sig = packSignature(members[0]!.spec);
+  members.forEach((m, i) => {
+    if (packSignature(m.spec) !== sig) {
+      throw new BsxError('BSX_INVALID_ARGUMENT', `trainPack: run ${i} has another model, batch-size schedule or optimiser than run 0 and cannot be packed with it`);
+    }
+  });
+  const resumed = members.filter((m) => m.resume !== undefined);
+  if (resumed.length !== 0 && resumed.length !== members.length) {
+    throw new BsxError('BSX_INVALID_ARGUMENT', 'trainPack: either every run continues from saved state or none does');
+  }
+  const spec0 = members[0]!.spec;
+  const offsets: number[] = [];
+  let R = 0;
+  for (const m of members) {
+    offsets.push(R);
+    R += m.spec.seeds.length;
+  }
+  const allSeeds = members.flatMap((m) => m.spec.seeds);
   const N = data.train.count;
   const backend = opts.backend ?? 'cpu';
-  checkMemory(estimateTrainingMemory({ replicas: R, widths: spec.widths, phases: spec.phases, trainCount: N, testCount: data.test.count, backend }));
-  const ens = new Ensemble({ replicas: R, widths: spec.widths, backend });
-  ens.init(spec.seeds);
+  checkMemory(
+    estimateTrainingMemory({
+      replicas: R,
+      widths: spec0.widths,
+      phases: members.flatMap((m) => m.spec.phases),
+      trainCount: N,
+      testCount: data.test.count,
+      backend,
+    }),
+  );
+  const ens = new Ensemble({ replicas: R, widths: spec0.widths, backend });
+  ens.init(allSeeds);
   ens.snapshot();
 
   let seeds: SeedResult[];
   let startEpoch = 0;
-  if (opts.resume) {
-    const rs = opts.resume;
-    if (rs.seeds.length !== R || rs.seeds.some((s, i) => s.seed !== spec.seeds[i])) {
-      throw new BsxError('BSX_RUN_CORRUPT', 'resume: the saved seeds do not match the spec');
-    }
-    restoreCheckpoint(ens, rs.checkpoint);
-    startEpoch = rs.checkpoint.epoch;
-    seeds = rs.seeds.map((s) => ({
-      ...s,
-      epochs: s.epochs.filter((e) => e.epoch <= startEpoch),
-    }));
-    seeds.forEach((s) => {
-      if (s.divergedAtEpoch !== undefined && s.divergedAtEpoch > startEpoch) delete s.divergedAtEpoch;
+  if (resumed.length > 0) {
+    const epochs = new Set(members.map((m) => m.resume!.checkpoint.epoch));
+    if (epochs.size !== 1) throw new BsxError('BSX_INVALID_ARGUMENT', `trainPack: the runs stopped after different epochs (${[...epochs].join(', ')})`);
+    members.forEach((m, i) => {
+      const rs = m.resume!;
+      if (rs.seeds.length !== m.spec.seeds.length || rs.seeds.some((s, j) => s.seed !== m.spec.seeds[j])) {
+        throw new BsxError('BSX_RUN_CORRUPT', `resume: the saved seeds of run ${i} do not match its spec`);
+      }
     });
+    const cp = members.length === 1 ? members[0]!.resume!.checkpoint : joinCheckpoints(members, spec0.widths.length - 1);
+    restoreCheckpoint(ens, cp);
+    startEpoch = cp.epoch;
+    seeds = members.flatMap((m) =>
+      m.resume!.seeds.map((s) => {
+        const c: SeedResult = { ...s, epochs: s.epochs.filter((e) => e.epoch <= startEpoch) };
+        if (c.divergedAtEpoch !== undefined && c.divergedAtEpoch > startEpoch) delete c.divergedAtEpoch;
+        return c;
+      }),
+    );
   } else {
     const initW = ens.stats().map(weightMetrics);
     let tr: Awaited<ReturnType<Ensemble['evaluate']>> | undefined;
@@ -290,7 +482,7 @@ export async function train(
       tr = await ens.evaluate(data.train);
       te = await ens.evaluate(data.test);
     }
-    seeds = spec.seeds.map((seed, r) => ({
+    seeds = allSeeds.map((seed, r) => ({
       seed,
       initial: {
         ...initW[r]!,
@@ -300,24 +492,31 @@ export async function train(
     }));
   }
 
-  const totalEpochs = spec.phases.reduce((a, p) => a + p.epochs, 0);
-  const stepsPerEpoch = spec.phases.map((p) => Math.ceil(N / p.batchSize));
+  const phases = spec0.phases;
+  const totalEpochs = phases.reduce((a, p) => a + p.epochs, 0);
+  const stepsPerEpoch = phases.map((p) => Math.ceil(N / p.batchSize));
   opts.onEvent?.({ type: 'start', totalEpochs, stepsPerEpoch, replicas: R });
 
   const order = new Int32Array(N);
   const indices = new Int32Array(R * N);
   let epoch = 0;
-  for (let ph = 0; ph < spec.phases.length; ph++) {
-    const phase = spec.phases[ph]!;
+  for (let ph = 0; ph < phases.length; ph++) {
+    const phase = phases[ph]!;
     const b = phase.batchSize;
     const steps = Math.ceil(N / b);
     const chunkSteps = Math.max(1, Math.floor((opts.chunkSamples ?? 8192) / b));
+    // one learning rate for all replicas when the members share it (as a run alone passes it)
+    const lrs = members.map((m) => m.spec.phases[ph]!.lr);
+    const lr: number | Float32Array = lrs.every((x) => x === lrs[0])
+      ? lrs[0]!
+      : Float32Array.from(members.flatMap((m) => m.spec.seeds.map(() => m.spec.phases[ph]!.lr)));
+    const optimizer = packOptimizer(members, ph);
     for (let e = 0; e < phase.epochs; e++) {
       epoch += 1;
       if (epoch <= startEpoch) continue;
-      ens.setOptimizer(phase.optimizer);
+      ens.setOptimizer(optimizer);
       for (let r = 0; r < R; r++) {
-        epochPermutation(spec.seeds[r]!, epoch, N, order);
+        epochPermutation(allSeeds[r]!, epoch, N, order);
         indices.set(order, r * N);
       }
       const tStart = performance.now();
@@ -330,7 +529,7 @@ export async function train(
         const chunk = new Int32Array(R * n);
         for (let r = 0; r < R; r++) chunk.set(indices.subarray(r * N + lo, r * N + hi), r * n);
         const tc = performance.now();
-        const loss = await ens.train(data.train, chunk, { batchSize: b, lr: phase.lr });
+        const loss = await ens.train(data.train, chunk, { batchSize: b, lr });
         const dt = (performance.now() - tc) / 1000;
         let mean = 0;
         let finite = 0;
@@ -376,24 +575,29 @@ export async function train(
         metrics.push(m);
         seed.epochs.push(m);
       }
-      await opts.onEpochEnd?.({
-        epoch,
-        phase: ph,
-        totalEpochs,
-        metrics,
-        seeds,
-        checkpoint: () => captureCheckpoint(ens, epoch, ph),
-        ensemble: ens,
-      });
+      for (let i = 0; i < members.length; i++) {
+        const r0 = offsets[i]!;
+        const r1 = r0 + members[i]!.spec.seeds.length;
+        await opts.onEpochEnd?.(i, {
+          epoch,
+          phase: ph,
+          totalEpochs,
+          metrics: metrics.slice(r0, r1),
+          seeds: seeds.slice(r0, r1),
+          checkpoint: () => captureReplicas(ens, r0, r1, epoch, ph),
+          ensemble: ens,
+        });
+      }
       opts.onEvent?.({ type: 'epoch', epoch, totalEpochs, metrics });
     }
   }
-  return {
-    spec,
+  const seconds = (performance.now() - t0) / 1000;
+  return members.map((m, i) => ({
+    spec: m.spec,
     backend: ens.backend,
     trainCount: N,
     testCount: data.test.count,
-    seeds,
-    seconds: (performance.now() - t0) / 1000,
-  };
+    seeds: seeds.slice(offsets[i]!, offsets[i]! + m.spec.seeds.length),
+    seconds,
+  }));
 }

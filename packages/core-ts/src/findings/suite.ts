@@ -1,38 +1,26 @@
 // The finding suite: plans every run and gradient study the chosen findings need (shared runs
-// once), estimates the time from the engine's measured speed, runs what the store lacks (a
-// finished run is read back, an interrupted one resumes), then analyses each finding.
+// once) as units of work of the planner it shares with the sweeps (sweeps/units.ts),
+// estimates the time from the engine's measured speed, runs what the store lacks (a finished run
+// is read back, an interrupted one resumes), then analyses each finding. With a shard
+// (sweeps/shards.ts), it runs the units of that shard only, and analyses once the store holds
+// every unit (the shard that finishes last writes the report).
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dataset } from '../engine/dataset.js';
-import { Ensemble } from '../engine/ensemble.js';
 import { BsxError } from '../errors.js';
-import {
-  gradientStudy,
-  type GradStudyPoint,
-  type GradStudyResult,
-  type RegimeModel,
-} from '../experiments/grad-study.js';
+import { gradientStudy, type GradStudyResult, type RegimeModel } from '../experiments/grad-study.js';
 import { checkMemory, estimateGradStudyMemory, estimateTrainingMemory, type MemoryEstimate } from '../experiments/memory.js';
 import { runTraining, type StoredRunResult } from '../experiments/run.js';
-import { normalizeSpec, type TrainEvent } from '../experiments/train.js';
+import { normalizeSpec, type TrainEvent, type TrainSpec } from '../experiments/train.js';
 import { writeJsonAtomic } from '../store/atomic.js';
 import { specHash } from '../store/hash.js';
-import { RunStore, SUMMARY_FILE, CHECKPOINT_DIR, type RunData } from '../store/run-store.js';
-import {
-  arrayOf,
-  fileError,
-  integer,
-  nonEmptyString,
-  numberOrNull,
-  object,
-  oneOf,
-  parseJsonFile,
-  string,
-  type Check,
-} from '../store/validate.js';
-import type { Histogram, Summary } from '../stats/descriptive.js';
+import { lockHolder } from '../store/lock.js';
+import { RunStore, type RunData } from '../store/run-store.js';
+import { arrayOf, integer, nonEmptyString, object, oneOf, parseJsonFile, string, type Check } from '../store/validate.js';
+import { unitsOfShard, type Shard } from '../sweeps/shards.js';
+import { NO_SPEED, measureSpeed, readGradPoint, storedRunState, trainingSecondsLeft, trialCost, type PlanItem, type PlanStatus, type SpeedModel } from '../sweeps/units.js';
 import { catalog, type CatalogRun, type SuiteRunKey } from './catalog.js';
 import type { Finding, RegimeKey } from './finding.js';
 import { PROFILES, type Profile } from './profiles.js';
@@ -58,17 +46,11 @@ export interface SuiteOptions {
   onEvent?: (e: SuiteEvent) => void;
   /** Only read what the store holds; fail on anything missing (for `bsx report`). */
   readOnly?: boolean;
-}
-
-export type PlanStatus = 'done' | 'partial' | 'todo';
-
-export interface PlanItem {
-  kind: 'run' | 'grad';
-  key: string;
-  label: string;
-  status: PlanStatus;
-  /** Estimated seconds for what is left of it. */
-  estimate: number;
+  /**
+   * Run the units of this shard only (sweeps/shards.ts): the findings are analysed once the store
+   * holds every unit of the suite, whichever shard finishes last.
+   */
+  shard?: Shard;
 }
 
 export type SuiteEvent =
@@ -78,11 +60,15 @@ export type SuiteEvent =
   | { type: 'done'; item: PlanItem; seconds: number };
 
 export interface SuiteResult {
+  /** Empty when `complete` is false. */
   findings: FindingResult[];
   runs: Map<SuiteRunKey, StoredRunResult>;
   grad: Map<RegimeKey, GradStudyResult>;
+  /** The units this call planned (a shard's own, with a shard). */
   plan: PlanItem[];
   seconds: number;
+  /** The store holds every unit of the suite and the findings were analysed (false: a shard whose fellows have not finished). */
+  complete: boolean;
 }
 
 // ---------------------------------------------------------------------------
@@ -136,123 +122,9 @@ export async function writeSuiteFile(file: string, suite: SuiteFile): Promise<vo
   await writeJsonAtomic(file, suite);
 }
 
-// ---------------------------------------------------------------------------
-// Gradient-study points kept by the suite (one file per regime and batch size)
-
-const statsSummary: Check<Summary> = object({
-  n: integer(0),
-  mean: numberOrNull,
-  std: numberOrNull,
-  min: numberOrNull,
-  max: numberOrNull,
-  p05: numberOrNull,
-  p25: numberOrNull,
-  p50: numberOrNull,
-  p75: numberOrNull,
-  p95: numberOrNull,
-});
-const histogramCheck: Check<Histogram> = object({
-  edges: arrayOf(numberOrNull),
-  underflow: integer(0),
-  counts: arrayOf(integer(0)),
-  overflow: integer(0),
-  nan: integer(0),
-});
-const normStats = object({ sumNorm: statsSummary, stepNorm: statsSummary });
-const values = arrayOf(numberOrNull);
-const pointCheck = object({
-  b: integer(1),
-  trials: integer(1),
-  steps: integer(1),
-  mean: normStats,
-  sum: normStats,
-  firstStepNorm2: statsSummary,
-  valueHist: object({ mean: histogramCheck, sum: histogramCheck }),
-  perTrial: object({ sumNormMean: values, stepNormMean: values, sumNormSum: values, stepNormSum: values, firstStepNorm2: values }),
-}) as unknown as Check<GradStudyPoint>;
-
-/** Reads a saved gradient-study point and checks it is the one for batch size `b` with `trials` trials. */
-export async function readGradPoint(file: string, expect: { b: number; trials: number }): Promise<GradStudyPoint> {
-  const hint = 'delete the file to run the trials of its batch size again';
-  const p = parseJsonFile(file, await readFile(file, 'utf8'), pointCheck, { hint });
-  const bad = (problem: string): never => {
-    throw fileError(file, problem, { hint });
-  };
-  if (p.b !== expect.b) bad(`b is ${p.b}, the file is the one of batch size ${expect.b}`);
-  if (p.trials !== expect.trials) bad(`trials is ${p.trials}, the study runs ${expect.trials}`);
-  for (const [k, xs] of Object.entries(p.perTrial)) {
-    if (xs.length !== p.trials) bad(`perTrial.${k} holds ${xs.length} values, expected one per trial (${p.trials})`);
-  }
-  return p;
-}
-
-/** Seconds per training sample (all replicas together) at batch b: alpha + beta / b. */
-export interface SpeedModel {
-  trainAlpha: number;
-  trainBeta: number;
-  evalPerSample: number;
-  /** Seconds per trial-sample in gradient trials, per replica: alpha + beta / b. */
-  trialAlpha: number;
-  trialBeta: number;
-}
-
-const trainCost = (m: SpeedModel, b: number): number => m.trainAlpha + m.trainBeta / b;
-const trialCost = (m: SpeedModel, b: number): number => m.trialAlpha + m.trialBeta / b;
-
-/** Measures the engine on the real data: a few steps at two batch sizes, an evaluation, trials. */
-export async function measureSpeed(data: SuiteData, replicas: number, backend: 'cpu' | 'cuda', chunk: number): Promise<SpeedModel> {
-  const ens = new Ensemble({ replicas, backend });
-  ens.init(Array.from({ length: replicas }, (_, i) => i));
-  const N = data.train.count;
-  const timeTrain = async (b: number, steps: number): Promise<number> => {
-    const n = Math.min(N, b * steps);
-    const idx = new Int32Array(replicas * n).map((_, i) => (i * 7919) % N);
-    await ens.train(data.train, idx.subarray(0, replicas * Math.min(n, b)), { batchSize: b, lr: 0.01 }); // warm up
-    const t0 = performance.now();
-    await ens.train(data.train, idx, { batchSize: b, lr: 0.01 });
-    return (performance.now() - t0) / 1000 / n;
-  };
-  const small = 4;
-  const big = Math.min(1024, N);
-  const tSmall = await timeTrain(small, 24);
-  const tBig = await timeTrain(big, 2);
-  const trainBeta = Math.max(0, (tSmall - tBig) / (1 / small - 1 / big));
-  const trainAlpha = Math.max(1e-12, tBig - trainBeta / big);
-  const evalN = Math.min(2048, data.test.count);
-  const t0 = performance.now();
-  await ens.evaluate(data.test, 0, evalN);
-  const evalPerSample = (performance.now() - t0) / 1000 / evalN;
-  // gradient trials: replicas of one model, per replica
-  const R = Math.min(chunk, 8);
-  const g = new Ensemble({ replicas: R, backend });
-  g.init(Array.from({ length: R }, (_, i) => i));
-  g.snapshot();
-  const trial = async (b: number, n: number): Promise<number> => {
-    const idx = new Int32Array(R * n).map((_, i) => (i * 104729) % N);
-    const t = performance.now();
-    await g.gradTrials(data.train, idx, { batchSize: b, lr: 0.01, edgesMean: [-1, 1], edgesSum: [-1, 1] });
-    return (performance.now() - t) / 1000 / (R * n);
-  };
-  await trial(8, 8);
-  const tr1 = await trial(1, 16);
-  const trBig = await trial(big, big);
-  const trialBeta = Math.max(0, (tr1 - trBig) / (1 - 1 / big));
-  return { trainAlpha, trainBeta, evalPerSample, trialAlpha: Math.max(1e-12, trBig - trialBeta / big), trialBeta };
-}
-
-function runEstimate(m: SpeedModel, run: CatalogRun, data: SuiteData, doneEpochs: number): number {
-  const N = data.train.count;
-  let epoch = 0;
-  let s = 0;
-  for (const p of run.spec.phases) {
-    for (let e = 0; e < p.epochs; e++) {
-      epoch++;
-      if (epoch <= doneEpochs) continue;
-      s += N * trainCost(m, p.batchSize) + (N + data.test.count) * m.evalPerSample;
-    }
-  }
-  return s; // the speed was measured with one replica per seed, as the runs train
-}
+// The planner, the speed model and the gradient points are shared with the sweeps
+export { measureSpeed, readGradPoint } from '../sweeps/units.js';
+export type { PlanItem, PlanStatus, SpeedModel } from '../sweeps/units.js';
 
 function gradEstimate(m: SpeedModel, p: Profile, donePoints: Set<number>): number {
   let s = 0;
@@ -260,23 +132,14 @@ function gradEstimate(m: SpeedModel, p: Profile, donePoints: Set<number>): numbe
   return s;
 }
 
-async function runStatus(store: RunStore, run: CatalogRun, data: SuiteData): Promise<{ status: PlanStatus; epochs: number }> {
-  const dir = store.runDir({ spec: normalizeSpec(run.spec, data.train.count), data: data.identity });
-  if (existsSync(join(dir, SUMMARY_FILE))) return { status: 'done', epochs: Infinity };
-  const state = join(dir, CHECKPOINT_DIR, 'state.json');
-  if (existsSync(state)) {
-    // for the estimate only: the checkpoint is checked when the run resumes
-    let epochs = 0;
-    try {
-      const s = JSON.parse(await readFile(state, 'utf8')) as unknown;
-      const e = s !== null && typeof s === 'object' ? (s as { epoch?: unknown }).epoch : undefined;
-      if (Number.isSafeInteger(e) && (e as number) >= 0) epochs = e as number;
-    } catch {
-      // unreadable: estimated from the start
-    }
-    return { status: 'partial', epochs };
+/** Nominal cost of a unit of the suite for the shard assignment (the same on every host). */
+function nominalCost(item: { kind: 'run' | 'grad'; spec?: TrainSpec }, p: Profile, trainCount: number, testCount: number): number {
+  const c = (b: number): number => 1 + 32 / b;
+  if (item.kind === 'run') {
+    const spec = item.spec!;
+    return spec.seeds.length * spec.phases.reduce((a, ph) => a + ph.epochs * (trainCount * c(ph.batchSize) + 0.3 * (trainCount + testCount)), 0);
   }
-  return { status: 'todo', epochs: 0 };
+  return p.trials * 1024 * p.batchSizes.reduce((a, b) => a + c(b), 0);
 }
 
 /** The final parameters of one replica of a finished run, as a regime model. */
@@ -401,19 +264,44 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
   };
   const pointFile = (regime: RegimeKey, b: number): string => join(gradDir(regime), `b${String(b).padStart(4, '0')}.json`);
 
-  const speed: SpeedModel = opts.readOnly
-    ? { trainAlpha: 0, trainBeta: 0, evalPerSample: 0, trialAlpha: 0, trialBeta: 0 }
-    : await measureSpeed(data, seeds, backend, chunk);
-  const plan: PlanItem[] = [];
+  const speed: SpeedModel = opts.readOnly ? NO_SPEED : await measureSpeed(data, seeds, backend, chunk);
+  const N = data.train.count;
+  const T = data.test.count;
+  const regimeRunOf = (regime: RegimeKey): CatalogRun => cat.get(regime === 'early' ? 'regime-early' : 'b1024')!;
+  const pointsDone = (regime: RegimeKey): Set<number> => new Set(p.batchSizes.filter((b) => existsSync(pointFile(regime, b))));
+  const all: (PlanItem & { cost: number; id: string })[] = [];
   for (const r of runList) {
-    const st = await runStatus(store, r, data);
-    plan.push({ kind: 'run', key: r.key, label: r.label, status: st.status, estimate: st.status === 'done' ? 0 : runEstimate(speed, r, data, st.epochs) });
+    const st = await storedRunState(store, normalizeSpec(r.spec, N), data.identity);
+    const held = lockHolder(st.dir);
+    all.push({
+      kind: 'run',
+      key: r.key,
+      id: `run:${r.key}`,
+      label: r.label,
+      status: st.status,
+      estimate: st.status === 'done' ? 0 : trainingSecondsLeft(speed, r.spec, N, T, st.epochs),
+      cost: nominalCost({ kind: 'run', spec: r.spec }, p, N, T),
+      ...(held ? { heldBy: [held] } : {}),
+    });
   }
   for (const regime of regimes) {
-    const done = new Set(p.batchSizes.filter((b) => existsSync(pointFile(regime, b))));
+    const done = pointsDone(regime);
     const status: PlanStatus = done.size === p.batchSizes.length ? 'done' : done.size > 0 ? 'partial' : 'todo';
-    plan.push({ kind: 'grad', key: regime, label: `gradient study, ${regime} regime (${p.trials} trials x ${p.batchSizes.length} batch sizes)`, status, estimate: gradEstimate(speed, p, done) });
+    all.push({
+      kind: 'grad',
+      key: regime,
+      id: `grad:${regime}`,
+      label: `gradient study, ${regime} regime (${p.trials} trials x ${p.batchSizes.length} batch sizes)`,
+      status,
+      estimate: gradEstimate(speed, p, done),
+      cost: nominalCost({ kind: 'grad' }, p, N, T),
+    });
   }
+  if (opts.shard) {
+    const s = opts.shard;
+    for (let k = 1; k <= s.count; k++) for (const u of unitsOfShard(all, { index: k, count: s.count })) u.shard = k;
+  }
+  const plan: PlanItem[] = (opts.shard ? all.filter((i) => i.shard === opts.shard!.index) : all).map(({ cost: _c, id: _i, ...item }) => item);
   const total = plan.reduce((a, i) => a + i.estimate, 0);
   opts.onEvent?.({ type: 'plan', items: plan, estimate: total, speed });
   if (opts.readOnly) {
@@ -425,6 +313,15 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
 
   let doneEstimate = 0;
   const runs = new Map<SuiteRunKey, StoredRunResult>();
+  const trainRun = async (run: CatalogRun, onEvent?: (e: TrainEvent) => void): Promise<StoredRunResult> =>
+    runTraining(run.spec, data, {
+      store,
+      data: data.identity,
+      backend,
+      wait: true,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(onEvent ? { onEvent } : {}),
+    });
   for (const item of plan.filter((i) => i.kind === 'run')) {
     const run = cat.get(item.key as SuiteRunKey)!;
     if (item.status !== 'done') opts.onEvent?.({ type: 'start', item });
@@ -453,14 +350,7 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
         });
       }
     };
-    const res = await runTraining(run.spec, data, {
-      store,
-      data: data.identity,
-      backend,
-      wait: true,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      onEvent,
-    });
+    const res = await trainRun(run, onEvent);
     if (opts.readOnly && !res.reused) throw new BsxError('BSX_RUN_CORRUPT', `run ${run.label} was not finished in the store`);
     runs.set(run.key, res);
     doneEstimate += item.estimate;
@@ -468,14 +358,13 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
   }
 
   const grad = new Map<RegimeKey, GradStudyResult>();
-  for (const item of plan.filter((i) => i.kind === 'grad')) {
-    const regime = item.key as RegimeKey;
-    const source = cat.get(regime === 'early' ? 'regime-early' : 'b1024')!;
+  const study = async (regime: RegimeKey, item?: PlanItem): Promise<GradStudyResult> => {
+    // the regime's run: read back, waited for (another shard trains it), or trained here
+    const source = regimeRunOf(regime);
+    if (!runs.has(source.key)) runs.set(source.key, await trainRun(source));
     const model = await regimeFromRun(store, source, data, regime);
     await mkdir(gradDir(regime), { recursive: true });
-    if (item.status !== 'done') opts.onEvent?.({ type: 'start', item });
-    const ts = performance.now();
-    const result = await gradientStudy(
+    return gradientStudy(
       { regime: model, batchSizes: p.batchSizes, trials: p.trials, seed: opts.firstSeed ?? 0, samplesPerTrial: 1024, lr: 0.01 },
       data.train,
       {
@@ -495,7 +384,7 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
           await writeJsonAtomic(pointFile(regime, pt.b), rest);
         },
         onEvent: (e) => {
-          if (e.type !== 'progress') return;
+          if (e.type !== 'progress' || !item) return;
           const f = e.overallDone / e.overallTotal;
           opts.onEvent?.({
             type: 'progress',
@@ -507,9 +396,23 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
         },
       },
     );
-    grad.set(regime, result);
+  };
+  for (const item of plan.filter((i) => i.kind === 'grad')) {
+    const regime = item.key as RegimeKey;
+    if (item.status !== 'done') opts.onEvent?.({ type: 'start', item });
+    const ts = performance.now();
+    grad.set(regime, await study(regime, item));
     doneEstimate += item.estimate;
     if (item.status !== 'done') opts.onEvent?.({ type: 'done', item, seconds: (performance.now() - ts) / 1000 });
+  }
+
+  if (opts.shard) {
+    // the findings need every unit: analysed by the shard that finds the store complete
+    const runsDone = await Promise.all(runList.map(async (r) => (await storedRunState(store, normalizeSpec(r.spec, N), data.identity)).status === 'done'));
+    const complete = runsDone.every(Boolean) && [...regimes].every((g) => pointsDone(g).size === p.batchSizes.length);
+    if (!complete) return { findings: [], runs, grad, plan, seconds: (performance.now() - t0) / 1000, complete: false };
+    for (const r of runList) if (!runs.has(r.key)) runs.set(r.key, await trainRun(r));
+    for (const regime of regimes) if (!grad.has(regime)) grad.set(regime, await study(regime));
   }
 
   const ctx = { profile: p, runs, catalog: cat, grad };
@@ -524,5 +427,5 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
       deviations: [...(p.name === 'full' ? [] : [p.note]), ...r.deviations],
     };
   });
-  return { findings, runs, grad, plan, seconds: (performance.now() - t0) / 1000 };
+  return { findings, runs, grad, plan, seconds: (performance.now() - t0) / 1000, complete: true };
 }

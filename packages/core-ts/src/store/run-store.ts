@@ -8,7 +8,7 @@
 //     summary.json   written only once the run has finished
 //     checkpoint/    the latest checkpoint: one .npy per tensor and state.json
 //     exports/<name>/<tensor>.npy   weight exports
-//     lock           present while a process has the run open
+//     lock           present while a process has the run open (a lease, see lock.ts)
 //
 // Finished runs are reused (finished()), interrupted ones resumed (loadCheckpoint() and
 // truncateMetrics()). Every file is replaced atomically (written beside, fsynced, renamed), the
@@ -493,7 +493,8 @@ function summaryReplacer(_k: string, v: unknown): unknown {
   return typeof v === 'number' && !Number.isFinite(v) ? String(v) : v;
 }
 
-function summaryReviver(_k: string, v: unknown): unknown {
+/** @internal Turns the strings summary.json keeps for non-finite numbers back into numbers (JSON.parse's reviver). */
+export function summaryReviver(_k: string, v: unknown): unknown {
   if (v === 'NaN') return Number.NaN;
   if (v === 'Infinity') return Infinity;
   if (v === '-Infinity') return -Infinity;
@@ -640,6 +641,11 @@ export class RunHandle {
   /** Runs `fn` after every earlier operation of this handle has finished (one at a time). */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     if (this.lock.released) return Promise.reject(new BsxError('BSX_INVALID_ARGUMENT', `run ${this.dir}: the handle was released`));
+    if (this.lock.lost) {
+      return Promise.reject(
+        new BsxError('BSX_RUN_LOCKED', `run ${this.dir}: another process broke this process's lease on the run (it was not renewed in time); nothing more is written to it`),
+      );
+    }
     const p = this.queue.then(fn);
     this.queue = p.catch(() => undefined);
     return p;
@@ -665,6 +671,16 @@ export class RunHandle {
       }
       return parseJsonFile(file, text, check ?? (anyValue as Check<T>), { ...opts, reviver: summaryReviver });
     });
+  }
+
+  /** The lease of the run's lock was broken by another process (see lock.ts): nothing more is written. */
+  get lost(): boolean {
+    return this.lock.lost;
+  }
+
+  /** Called once if the lease of the run's lock is broken by another process. */
+  onLost(fn: () => void): void {
+    this.lock.onLost(fn);
   }
 
   /** Removes summary.json (a damaged one, before the run is trained again). */
