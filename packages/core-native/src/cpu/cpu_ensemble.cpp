@@ -22,6 +22,8 @@ namespace {
 // Rows per evaluation chunk: large enough for an efficient GEMM, small enough that R replicas'
 // activations stay modest.
 constexpr std::int64_t kEvalChunk = 512;
+// Rows per forward block of frozen gradient trials (lr 0): whole steps, about this many rows.
+constexpr std::int64_t kFrozenRows = 1024;
 
 // One step of a gradient trial: adds the last layer's gradient g (of the batch-mean loss, b
 // samples) to S_mean and b*g to S_sum, and its norm to the step-norm sums (stats layout in
@@ -553,7 +555,7 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
                                           const HistogramSpec& hist_mean,
                                           const HistogramSpec& hist_sum, float* export_s) {
   check_dataset(data);
-  check_grad_trials(n, batch, hist_mean, hist_sum);
+  check_grad_trials(n, batch, lr, hist_mean, hist_sum);
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
   const int last = 2 * (layers() - 1);  // the last layer's weight matrix
   const std::int64_t numel = tensor_numel(last);
@@ -562,7 +564,39 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
   GradTrialsResult res;
   res.stats.assign(static_cast<std::size_t>(replicas_) * kTrialStats, 0.0);
   const std::int64_t steps = (n + batch - 1) / batch;
-  if (use_small_batch(batch)) {
+  if (lr == 0.0f) {
+    // Frozen weights: every step of a trial sees the same parameters, so the forward pass of
+    // a block of whole steps runs as one set of GEMMs (no backward below the last layer, no
+    // update); each step's last-layer gradient is then delta^T a over its own rows, with
+    // delta scaled by 1/b of that step as in a training step.
+    const int L = layers();
+    const int C = widths_.back(), in = widths_[L - 1];
+    const std::int64_t block = std::min<std::int64_t>(n, std::max<std::int64_t>(1, kFrozenRows / batch) * batch);
+    ensure_workspace(block, 1);
+    std::vector<float> g(static_cast<std::size_t>(numel));
+    for (int r = 0; r < replicas_; ++r) {  // one replica at a time, as the GEMM path
+      const Reps one{r, 1};
+      double loss = 0;
+      std::int64_t hits = 0;
+      for (std::int64_t off = 0; off < n; off += block) {  // block: a multiple of batch
+        const std::int64_t rows = std::min<std::int64_t>(block, n - off);
+        gather(data, indices, n, off, static_cast<int>(rows), one);
+        forward_layers(act_[0].data(), rows * widths_.front(), rows, one);
+        for (std::int64_t s0 = 0; s0 < rows; s0 += batch) {
+          const int b = static_cast<int>(std::min<std::int64_t>(batch, rows - s0));
+          float* delta = deltas_[L].data() + s0 * C;
+          log_softmax_nll(act_[L].data() + s0 * C, labels_.data() + s0, b, C,
+                          1.0f / static_cast<float>(b), delta, &loss, &hits);
+          // g (C, in) = delta^T (C, b) * act[L-1] (b, in)
+          sgemm_batched(1, BatchStrides{}, true, false, C, in, b, 1.0f, delta, C,
+                        act_[L - 1].data() + s0 * in, in, 0.0f, g.data(), in);
+          trial_step(g.data(), numel, b, off + s0 == 0, s_mean.data() + r * numel,
+                     s_sum.data() + r * numel, res.stats.data() + r * kTrialStats);
+        }
+      }
+      steps_[r] += steps;
+    }
+  } else if (use_small_batch(batch)) {
     for_each_replica_small_batch([&](int r, SmallBatchWorkspace& ws) {
       TrialSink sink{s_mean.data() + r * numel, s_sum.data() + r * numel,
                      res.stats.data() + r * kTrialStats};

@@ -164,6 +164,8 @@ class Ensemble {
   // One gradient-competition trial per replica: plain SGD steps at lr over indices [R, n] in
   // batches of b (the last one short), recording the statistics above; histograms of the
   // values of S_mean and S_sum (counted over all replicas) into the given edges.
+  // lr 0 freezes the weights: the same samples and steps, no update (the frozen-weights
+  // control, docs/findings.md, F14); the optimiser step count advances as for any step.
   // export_s (nullable): [R, numel(last weight)] receives S_mean.
   virtual GradTrialsResult grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
                                        std::int64_t n, int batch, float lr,
@@ -171,9 +173,9 @@ class Ensemble {
                                        const HistogramSpec& hist_sum, float* export_s) = 0;
 
  protected:
-  // The checks of grad_trials' arguments that do not depend on the backend (batch, n, bins,
-  // the optimiser); the backends check the dataset and the indices themselves.
-  void check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
+  // The checks of grad_trials' arguments that do not depend on the backend (batch, n, lr,
+  // bins, the optimiser); the backends check the dataset and the indices themselves.
+  void check_grad_trials(std::int64_t n, int batch, float lr, const HistogramSpec& hist_mean,
                          const HistogramSpec& hist_sum) const;
 
   // For get_tensor/set_tensor of the backends: throw std::invalid_argument unless `slot` is

@@ -305,7 +305,9 @@ export class Ensemble {
   /**
    * Gradient-competition trials, one per replica: plain SGD at `lr` through indices [R, n] in
    * batches of `batchSize` (the last one short), with statistics of the last layer's weight
-   * gradient and histograms of the summed gradient's values into fixed edges.
+   * gradient and histograms of the summed gradient's values into fixed edges. `lr` 0 freezes
+   * the weights: the same samples and steps without an update (on the CPU a forward pass per
+   * block of steps and the last layer's gradient alone).
    */
   async gradTrials(
     dataset: Dataset,
@@ -318,7 +320,7 @@ export class Ensemble {
     }
     const n = indices.length / this.replicas;
     const b = checkInt(opts.batchSize, 'batchSize', 1, n);
-    if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new RangeError(`Expected lr to be a finite number > 0, got ${opts.lr}`);
+    if (!Number.isFinite(opts.lr) || opts.lr < 0) throw new RangeError(`Expected lr to be a finite number >= 0 (0: frozen weights), got ${opts.lr}`);
     const r = await withStack('gradTrials', () =>
       this.native.gradTrials(
         dataset.native,
