@@ -34,7 +34,7 @@ import {
 } from '../store/validate.js';
 import type { Histogram, Summary } from '../stats/descriptive.js';
 import { catalog, type CatalogRun, type SuiteRunKey } from './catalog.js';
-import type { Finding, RegimeKey } from './finding.js';
+import { GRAD_STUDIES, gradStudyBatchSizes, type Finding, type RegimeKey } from './finding.js';
 import { PROFILES, type Profile } from './profiles.js';
 import type { FindingResult, ProfileName } from './types.js';
 
@@ -240,7 +240,7 @@ export async function measureSpeed(data: SuiteData, replicas: number, backend: '
   return { trainAlpha, trainBeta, evalPerSample, trialAlpha: Math.max(1e-12, trBig - trialBeta / big), trialBeta };
 }
 
-function runEstimate(m: SpeedModel, run: CatalogRun, data: SuiteData, doneEpochs: number): number {
+function runEstimate(m: SpeedModel, run: CatalogRun, data: SuiteData, doneEpochs: number, measuredReplicas: number, backend: 'cpu' | 'cuda'): number {
   const N = data.train.count;
   let epoch = 0;
   let s = 0;
@@ -251,12 +251,16 @@ function runEstimate(m: SpeedModel, run: CatalogRun, data: SuiteData, doneEpochs
       s += N * trainCost(m, p.batchSize) + (N + data.test.count) * m.evalPerSample;
     }
   }
-  return s; // the speed was measured with one replica per seed, as the runs train
+  // the speed was measured with one replica per suite seed; on the CPU a run of more or fewer
+  // seeds (Adam's three, F15's one) takes proportionally longer or shorter
+  return backend === 'cpu' ? (s * run.spec.seeds.length) / measuredReplicas : s;
 }
 
-function gradEstimate(m: SpeedModel, p: Profile, donePoints: Set<number>): number {
+function gradEstimate(m: SpeedModel, p: Profile, regime: RegimeKey, backend: 'cpu' | 'cuda', donePoints: Set<number>): number {
+  // frozen trials (lr 0) on the CPU: a forward pass per block of steps, about 0.45 of a trial step at b 1024
+  const frozen = GRAD_STUDIES[regime].lr === 0 && backend === 'cpu';
   let s = 0;
-  for (const b of p.batchSizes) if (!donePoints.has(b)) s += p.trials * 1024 * trialCost(m, b);
+  for (const b of gradStudyBatchSizes(regime, p)) if (!donePoints.has(b)) s += p.trials * 1024 * (frozen ? 0.45 * trialCost(m, 1024) : trialCost(m, b));
   return s;
 }
 
@@ -280,7 +284,8 @@ async function runStatus(store: RunStore, run: CatalogRun, data: SuiteData): Pro
 }
 
 /** The final parameters of one replica of a finished run, as a regime model. */
-async function regimeFromRun(store: RunStore, run: CatalogRun, data: SuiteData, name: RegimeKey): Promise<RegimeModel> {
+async function regimeFromRun(store: RunStore, run: CatalogRun, data: SuiteData, key: RegimeKey): Promise<RegimeModel> {
+  const { regime: name, code } = GRAD_STUDIES[key];
   const h = await store.open({ spec: normalizeSpec(run.spec, data.train.count), data: data.identity }, { wait: true });
   try {
     const cp = await h.loadCheckpoint();
@@ -290,7 +295,7 @@ async function regimeFromRun(store: RunStore, run: CatalogRun, data: SuiteData, 
       const per = t.data.length / t.shape[0]!;
       return Float32Array.from(t.data.subarray(0, per)); // replica 0: the first seed
     });
-    return { name, code: name === 'early' ? 1 : 2, widths: run.spec.widths ?? [784, 1024, 1024, 10], tensors };
+    return { name, code, widths: run.spec.widths ?? [784, 1024, 1024, 10], tensors };
   } finally {
     h.release();
   }
@@ -304,8 +309,7 @@ function suiteNeeds(findings: readonly Finding[], p: Profile): { runKeys: Set<Su
     f.runs(p).forEach((k) => runKeys.add(k));
     (f.gradStudies ?? []).forEach((r) => regimes.add(r));
   }
-  if (regimes.has('early')) runKeys.add('regime-early');
-  if (regimes.has('late')) runKeys.add('b1024');
+  for (const r of regimes) runKeys.add(GRAD_STUDIES[r].run);
   return { runKeys, regimes };
 }
 
@@ -331,10 +335,9 @@ export function estimateSuiteMemory(s: SuiteSize): MemoryEstimate[] {
   const chunk = s.chunk ?? defaultSuiteChunk(s.backend);
   const { runKeys, regimes } = suiteNeeds(s.findings, p);
   const out: MemoryEstimate[] = [];
-  // runs of two seeds tell which runs take every seed (the others keep their own)
-  for (const run of catalog(p, 2).values()) {
+  for (const run of catalog(p, s.seeds).values()) {
     if (!runKeys.has(run.key)) continue;
-    const replicas = run.spec.seeds.length === 2 ? s.seeds : run.spec.seeds.length;
+    const replicas = run.spec.seeds.length;
     const widths = run.spec.widths ?? [784, 1024, 1024, 10];
     out.push(
       estimateTrainingMemory({
@@ -387,13 +390,13 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
 
   // where the gradient studies keep their points
   const gradDir = (regime: RegimeKey): string => {
-    const run = cat.get(regime === 'early' ? 'regime-early' : 'b1024')!;
+    const run = cat.get(GRAD_STUDIES[regime].run)!;
     const h = specHash({
       regimeRun: specHash({ spec: normalizeSpec(run.spec, data.train.count), data: data.identity }),
       replica: 0,
       trials: p.trials,
       samplesPerTrial: 1024,
-      lr: 0.01,
+      lr: GRAD_STUDIES[regime].lr,
       seed: opts.firstSeed ?? 0,
       format: 1,
     });
@@ -407,12 +410,14 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
   const plan: PlanItem[] = [];
   for (const r of runList) {
     const st = await runStatus(store, r, data);
-    plan.push({ kind: 'run', key: r.key, label: r.label, status: st.status, estimate: st.status === 'done' ? 0 : runEstimate(speed, r, data, st.epochs) });
+    plan.push({ kind: 'run', key: r.key, label: r.label, status: st.status, estimate: st.status === 'done' ? 0 : runEstimate(speed, r, data, st.epochs, seeds, backend) });
   }
   for (const regime of regimes) {
-    const done = new Set(p.batchSizes.filter((b) => existsSync(pointFile(regime, b))));
-    const status: PlanStatus = done.size === p.batchSizes.length ? 'done' : done.size > 0 ? 'partial' : 'todo';
-    plan.push({ kind: 'grad', key: regime, label: `gradient study, ${regime} regime (${p.trials} trials x ${p.batchSizes.length} batch sizes)`, status, estimate: gradEstimate(speed, p, done) });
+    const sizes = gradStudyBatchSizes(regime, p);
+    const done = new Set(sizes.filter((b) => existsSync(pointFile(regime, b))));
+    const status: PlanStatus = done.size === sizes.length ? 'done' : done.size > 0 ? 'partial' : 'todo';
+    const label = `gradient study, ${GRAD_STUDIES[regime].label} (${p.trials} trials x ${sizes.length} batch sizes)`;
+    plan.push({ kind: 'grad', key: regime, label, status, estimate: gradEstimate(speed, p, regime, backend, done) });
   }
   const total = plan.reduce((a, i) => a + i.estimate, 0);
   opts.onEvent?.({ type: 'plan', items: plan, estimate: total, speed });
@@ -470,13 +475,13 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
   const grad = new Map<RegimeKey, GradStudyResult>();
   for (const item of plan.filter((i) => i.kind === 'grad')) {
     const regime = item.key as RegimeKey;
-    const source = cat.get(regime === 'early' ? 'regime-early' : 'b1024')!;
+    const source = cat.get(GRAD_STUDIES[regime].run)!;
     const model = await regimeFromRun(store, source, data, regime);
     await mkdir(gradDir(regime), { recursive: true });
     if (item.status !== 'done') opts.onEvent?.({ type: 'start', item });
     const ts = performance.now();
     const result = await gradientStudy(
-      { regime: model, batchSizes: p.batchSizes, trials: p.trials, seed: opts.firstSeed ?? 0, samplesPerTrial: 1024, lr: 0.01 },
+      { regime: model, batchSizes: gradStudyBatchSizes(regime, p), trials: p.trials, seed: opts.firstSeed ?? 0, samplesPerTrial: 1024, lr: GRAD_STUDIES[regime].lr },
       data.train,
       {
         chunk,
@@ -519,6 +524,7 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
       id: f.id,
       title: f.title,
       claim: f.claim,
+      ...(f.beyond ? { beyond: true } : {}),
       profile: p.name,
       ...r,
       deviations: [...(p.name === 'full' ? [] : [p.note]), ...r.deviations],

@@ -34,8 +34,10 @@ export interface FigureSpec {
 export interface FindingResult {
   id: string;
   title: string;
-  /** The study's claim, stated in the project's own words. */
+  /** The study's claim, stated in the project's own words (beyond the study: bsx's own claim). */
   claim: string;
+  /** A finding beyond the study: the claim is bsx's, and the verdict says whether it holds. */
+  beyond?: boolean;
   verdict: Verdict;
   /** Why the verdict: the rule and the numbers it compared. */
   reason: string;
