@@ -1,4 +1,4 @@
-// The gradient-competition study (FINDINGS.md, F4-F7): from a fixed model (the regime), many
+// The gradient-competition study (docs/findings.md, F4-F7): from a fixed model (the regime), many
 // independent trials per batch size b; each trial draws 1024 training samples, steps through
 // them once with batch b (plain SGD, all layers updated) and records statistics of the last
 // layer's weight gradient. Trials run R at a time as replicas of one Ensemble; every trial is
