@@ -9,7 +9,7 @@ import { barFigure, curvesFigure } from '../report/figures.js';
 import type { StoredRunResult } from '../experiments/run.js';
 import { ADAMW_DECAYS } from './beyond-runs.js';
 import type { SuiteRunKey } from './catalog.js';
-import { labelOf, runOf, type Finding } from './finding.js';
+import { runOf, type Finding } from './finding.js';
 import type { Measurement, ProfileName, Verdict } from './types.js';
 import { curve, fmt, lastCosine, lastEpoch, measurement, pct, threshold, type OverSeeds } from './util.js';
 
@@ -106,7 +106,7 @@ export const F16: Finding = {
           title: 'Norm of the weights per epoch: SGD, Adam and AdamW',
           caption: `L2 norm of all weight matrices (distance from the origin), mean over seeds with one standard deviation; the initial norm is ${fmt(w0, 2)}.`,
           vegaLite: curvesFigure({
-            series: rows.map((r) => curve(r.run, 'weightNorm', labelOf(ctx, r.key), { initial: initialNorm(r.run) })),
+            series: rows.map((r) => curve(r.run, 'weightNorm', r.name, { initial: initialNorm(r.run) })),
             xTitle: 'epoch',
             yTitle: 'L2 norm of the weights',
             yScale: 'log',
@@ -115,8 +115,8 @@ export const F16: Finding = {
         {
           id: 'f16-accuracy',
           title: 'Test accuracy per epoch: SGD, Adam and AdamW',
-          caption: 'Mean over seeds with a band of one standard deviation.',
-          vegaLite: curvesFigure({ series: rows.map((r) => curve(r.run, 'testAcc', labelOf(ctx, r.key))), xTitle: 'epoch', yTitle: 'test accuracy' }),
+          caption: 'Mean over seeds with a band of one standard deviation; all at b64 and lr 0.01.',
+          vegaLite: curvesFigure({ series: rows.map((r) => curve(r.run, 'testAcc', r.name)), xTitle: 'epoch', yTitle: 'test accuracy' }),
         },
         {
           id: 'f16-cosine',

@@ -594,10 +594,11 @@ export function pointsLinesFigure(opts: PointsLinesOptions): Spec {
       },
     });
   }
+  // a shape per series as well, so that points of two series at the same place both show
   layers.push({
     transform: [{ filter: "datum.kind === 'point'" }],
-    mark: { type: 'point', filled: true, size: 55, opacity: 1, clip: true },
-    encoding: { x, y, color },
+    mark: { type: 'point', filled: true, size: 60, opacity: 0.85, clip: true },
+    encoding: { x, y, color, shape: { field: 'series', type: 'nominal', title: null, scale: { domain: series }, legend: color.legend } },
   });
   if (rules.length > 0) {
     layers.push({
