@@ -117,7 +117,7 @@ function runs(over: Partial<Record<SuiteRunKey, MetricOptions>> = {}, profile: P
 }
 
 /** Early: |S| (batch-mean loss) = 0.5 sqrt(b), the study's law; late: the same law, smaller. */
-const GRAD_BASE: Record<RegimeKey, GradStudyOptions> = {
+const GRAD_BASE: Record<'early' | 'late', GradStudyOptions> = {
   early: {
     regime: 'early',
     seed: 1,
