@@ -94,7 +94,7 @@ export const F7: Finding = {
     const thrOf = (red: 'mean' | 'sum') => raw.find((x) => x.red === red)!.threshold;
     const measured: Measurement[] = [];
     regimes.forEach((r, i) => {
-      measured.push({ label: `rank correlation of b and the share of values beyond 3 sigma, ${r}`, value: rhos[i]! });
+      measured.push({ label: `rank correlation of b and the share of values beyond 3 sigma, ${r}`, value: rhos[i]!, key: true });
       const s = shares[i]!;
       measured.push({ label: `share beyond 3 sigma at b=${s[0]!.b}, ${r}`, value: s[0]!.share });
       measured.push({ label: `share beyond 3 sigma at b=${s[s.length - 1]!.b}, ${r}`, value: s[s.length - 1]!.share });
@@ -103,7 +103,7 @@ export const F7: Finding = {
       if (x.threshold === undefined) continue;
       measured.push(
         { label: `values of S beyond ${x.threshold.toPrecision(3)} at b=${x.small.b}, batch-${x.red} loss, early, per 1000 trials`, value: x.small.count, seed: STUDY_TAIL.smallCount },
-        { label: `values of S beyond ${x.threshold.toPrecision(3)} at b=${x.large.b}, batch-${x.red} loss, early, per 1000 trials`, value: x.large.count, seed: STUDY_TAIL.largeCount },
+        { label: `values of S beyond ${x.threshold.toPrecision(3)} at b=${x.large.b}, batch-${x.red} loss, early, per 1000 trials`, value: x.large.count, seed: STUDY_TAIL.largeCount, ...(x.red === 'sum' ? { key: true } : {}) },
       );
     }
     const rawText = raw

@@ -118,17 +118,18 @@ export const F13: Finding = {
       }
       const ns = gradOf(ctx, r).noiseScale!;
       measured.push(
-        { label: `B_simple, ${r} (95% interval ${fmt(c.bSimpleCi95[0], 1)} to ${fmt(c.bSimpleCi95[1], 1)})`, value: c.bSimple },
+        { label: `B_simple, ${r} (95% interval ${fmt(c.bSimpleCi95[0], 1)} to ${fmt(c.bSimpleCi95[1], 1)})`, value: c.bSimple, key: true },
         { label: `|G|^2, ${r} (95% interval ${fmt(ns.gradNorm2Ci95[0], 4)} to ${fmt(ns.gradNorm2Ci95[1], 4)})`, value: ns.gradNorm2 },
         { label: `tr(Sigma), ${r} (95% interval ${fmt(ns.traceCovCi95[0], 2)} to ${fmt(ns.traceCovCi95[1], 2)})`, value: ns.traceCov },
         { label: `b where the step's local exponent crosses 3/4, ${r} (95% interval ${fmt(c.crossoverCi95[0], 1)} to ${fmt(c.crossoverCi95[1], 1)})`, value: c.crossover },
         { label: `largest relative miss of the law on the first steps' RMS norm, ${r}${c.misses.length > 0 ? ` (outside the band at b ${c.misses.join(', ')})` : ' (inside the band at every b)'}`, value: c.worstMiss },
         ...(c.frozenGap !== undefined ? [{ label: `largest shortfall of the frozen trials' mean step norm below the RMS law (E|g| <= sqrt(E|g|^2)), ${r}`, value: c.frozenGap }] : []),
-        { label: `exponent of the predicted batch-sum step norm over b ${c.range[0]}-${c.range[1]}, ${r}`, value: c.predictedExponent, seed: 0.5 },
+        { label: `exponent of the predicted batch-sum step norm over b ${c.range[0]}-${c.range[1]}, ${r}`, value: c.predictedExponent },
         {
           label: `exponent of the measured (moving) batch-sum step norm over b ${c.range[0]}-${c.range[1]}, ${r} (95% interval ${fmt(c.movingExponentCi95[0], 3)} to ${fmt(c.movingExponentCi95[1], 3)})`,
           value: c.movingExponent,
           seed: 0.5,
+          ...(r === 'early' ? { key: true } : {}),
         },
       );
     });

@@ -162,11 +162,24 @@ export const F14: Finding = {
       return { r, mv, fz, control, indFrozen, indMoving, p1p2: control !== undefined && controlHolds(control), p3: covers(indFrozen), p4: covers(indMoving) };
     });
     for (const x of per) {
+      measured.push(
+        {
+          label: `frozen trials: measured / independent-steps spread of the mean step norm, ${x.r} (95% interval ${fmt(x.indFrozen.ci95[0], 3)} to ${fmt(x.indFrozen.ci95[1], 3)})`,
+          value: x.indFrozen.ratio,
+          ...(x.r === 'early' ? { key: true } : {}),
+        },
+        {
+          label: `moving trials: measured / independent-steps spread of the mean step norm, ${x.r} (95% interval ${fmt(x.indMoving.ci95[0], 3)} to ${fmt(x.indMoving.ci95[1], 3)})`,
+          value: x.indMoving.ratio,
+          ...(x.r === 'early' ? { key: true } : {}),
+        },
+      );
       if (x.control) {
         measured.push(
           {
             label: `frozen trials: exponent of |S| (batch-mean) against b, ${x.r} (95% interval ${fmt(x.control.exponentCi95[0], 4)} to ${fmt(x.control.exponentCi95[1], 4)})`,
             value: x.control.exponent,
+            ...(x.r === 'early' ? { key: true } : {}),
           },
           {
             label: `frozen trials: change of the relative spread of |S| per doubling of b, ${x.r} (95% interval ${fmt(x.control.cvSlopeCi95[0], 4)} to ${fmt(x.control.cvSlopeCi95[1], 4)}; mean spread ${fmt(x.control.meanCv, 4)})`,
@@ -174,16 +187,6 @@ export const F14: Finding = {
           },
         );
       }
-      measured.push(
-        {
-          label: `frozen trials: measured / independent-steps spread of the mean step norm, ${x.r} (95% interval ${fmt(x.indFrozen.ci95[0], 3)} to ${fmt(x.indFrozen.ci95[1], 3)})`,
-          value: x.indFrozen.ratio,
-        },
-        {
-          label: `moving trials: measured / independent-steps spread of the mean step norm, ${x.r} (95% interval ${fmt(x.indMoving.ci95[0], 3)} to ${fmt(x.indMoving.ci95[1], 3)})`,
-          value: x.indMoving.ratio,
-        },
-      );
     }
     // the study's two open questions, answered from these trials
     const fmtRatio = (x: { ratio: number }) => fmt(x.ratio, 2);

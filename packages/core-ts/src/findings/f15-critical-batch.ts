@@ -116,7 +116,7 @@ export const F15: Finding = {
       for (const x of r.best) measured.push({ label: `${t.name}: steps to the target at b${x.b} (best lr ${x.lr}; bracket ${fmt(x.lo, 0)}-${fmt(x.hi, 0)})`, value: x.steps });
       if (r.fit) {
         measured.push(
-          { label: `${t.name}: B_crit (95% interval ${fmt(r.fit.ci95[0], 1)} to ${fmt(r.fit.ci95[1], 1)})`, value: r.fit.bCrit },
+          { label: `${t.name}: B_crit (95% interval ${fmt(r.fit.ci95[0], 1)} to ${fmt(r.fit.ci95[1], 1)})`, value: r.fit.bCrit, key: true },
           { label: `${t.name}: S_min, the fewest steps`, value: r.fit.sMin },
           { label: `${t.name}: B_crit / B_simple at the target`, value: r.fit.bCrit / bSimple },
         );
@@ -125,7 +125,7 @@ export const F15: Finding = {
       if (missing.length > 0) notes.push(`${t.name}: no learning rate reached the target within its epochs at ${missing.join(', ')}; those batch sizes are left out of the fit.`);
     }
     if (atTarget) {
-      measured.push({ label: `B_simple at the target (first steps at the end of b64 lr0.01; 95% interval ${fmt(atTarget.ci95[0], 1)} to ${fmt(atTarget.ci95[1], 1)})`, value: atTarget.bSimple });
+      measured.push({ label: `B_simple at the target (first steps at the end of b64 lr0.01; 95% interval ${fmt(atTarget.ci95[0], 1)} to ${fmt(atTarget.ci95[1], 1)})`, value: atTarget.bSimple, key: true });
     }
     // along the way: the noise scale early in training, at the target, and late
     const along: { where: string; b: number }[] = [];

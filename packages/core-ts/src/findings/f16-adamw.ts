@@ -82,12 +82,15 @@ export const F16: Finding = {
     const nearer = adamw.filter((r) => Math.abs(r.norm.mean - w0) < Math.abs(adamRow.norm.mean - w0));
     const verdict: Verdict = both.length > 0 ? 'reproduced' : any.length > 0 || nearer.length > 0 ? 'partly' : 'not reproduced';
     const measured: Measurement[] = [];
+    // the verdict table shows the decay nearest the initial sphere, and Adam's norm
+    const nearest = adamw.reduce((a, r) => (Math.abs(r.norm.mean - w0) < Math.abs(a.norm.mean - w0) ? r : a));
     for (const r of rows) {
+      const key = r === nearest || r === adamRow;
       const study = r.key === 'adam-b64' ? { w: 254.3, n: 258, a: 0.95 } : r.key === 'b64' ? { w: 6.71, n: 44.9, a: 0.98 } : undefined;
       measured.push(
-        measurement(`W norm, ${r.name}`, r.norm, study ? { seed: study.n } : {}),
+        { ...measurement(`W norm, ${r.name}`, r.norm, study ? { seed: study.n } : {}), ...(key ? { key: true } : {}) },
         measurement(`W distance from init, ${r.name}`, r.dist, study ? { seed: study.w } : {}),
-        measurement(`test accuracy, ${r.name}`, r.acc, { ...(study ? { seed: study.a } : {}), unit: 'fraction' }),
+        { ...measurement(`test accuracy, ${r.name}`, r.acc, { ...(study ? { seed: study.a } : {}), unit: 'fraction' }), ...(r === nearest ? { key: true } : {}) },
         ...r.cos.map((c, l) => measurement(`cosine with init, layer ${l + 1}, ${r.name}`, c)),
       );
     }

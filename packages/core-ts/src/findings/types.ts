@@ -20,6 +20,8 @@ export interface Measurement {
   /** The study's number, when it gives one. */
   seed?: number;
   unit?: string;
+  /** One of the few numbers the verdict table shows for its finding (see keyMeasurements). */
+  key?: boolean;
 }
 
 /** A figure as a Vega-Lite specification with its data inline (rendered to SVG by the report). */

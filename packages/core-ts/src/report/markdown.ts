@@ -62,10 +62,12 @@ export function formatStudy(m: Measurement): string {
 }
 
 /**
- * The few numbers the verdict table shows for a finding: those the study also reports (first
- * three), or else the first two measured.
+ * The few numbers the verdict table shows for a finding: those it marks as key, or else those
+ * the study also reports (first three), or else the first two measured.
  */
 export function keyMeasurements(f: FindingResult, max = 3): Measurement[] {
+  const marked = f.measured.filter((m) => m.key);
+  if (marked.length > 0) return marked.slice(0, max);
   const withSeed = f.measured.filter((m) => m.seed !== undefined);
   return (withSeed.length > 0 ? withSeed : f.measured).slice(0, withSeed.length > 0 ? max : 2);
 }
