@@ -40,7 +40,7 @@ export function adamSpreadNote(adam: StoredRunResult, profile: ProfileName): str
     return `${name} ${fmt(v.mean, 1)} ± ${fmt(v.sd, 1)} (seeds ${v.values.map((x) => fmt(x, 1)).join(', ')}): the study's ${study} is ${s.inside ? 'inside' : 'outside'} mean ± 2 sd`;
   });
   const scale = profile === 'full' ? '' : ` At the ${profile} profile the runs are shorter than the study's, so only the full profile compares like with like.`;
-  return `Adam over ${adam.seeds.length} seeds: ${parts.join('; ')}. Adam's runs spread from seed to seed (one initialisation and the same batches agree with an independent implementation for the first steps, then drift apart), so the study's single run is compared with that spread, not with one seed.${scale}`;
+  return `Adam over ${adam.seeds.length} seeds: ${parts.join('; ')}. Adam's runs spread from seed to seed, so the study's single run is compared with that spread, not with one seed.${scale}`;
 }
 
 export const F16: Finding = {
