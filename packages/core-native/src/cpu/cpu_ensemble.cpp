@@ -24,8 +24,10 @@ namespace {
 // Rows per evaluation chunk: large enough for an efficient GEMM, small enough that R replicas'
 // activations stay modest.
 constexpr std::int64_t kEvalChunk = 512;
+// Rows per forward block of frozen gradient trials (lr 0): whole steps, about this many rows.
+constexpr std::int64_t kFrozenRows = 1024;
 
-// One step of a gradient trial: adds the last layer's gradient g (of the batch-mean loss, b
+// One step of a gradient trial: adds the measured layer's gradient g (of the batch-mean loss, b
 // samples) to S_mean and b*g to S_sum, and its norm to the step-norm sums (stats layout in
 // engine/ensemble.h); the first step also records |g_1|^2.
 void trial_step(const float* g, std::int64_t numel, int b, bool first, double* s_mean,
@@ -591,7 +593,7 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
                                           int layer_in) {
   const FlushDenormals ftz;
   check_dataset(data);
-  const int layer = check_grad_trials(n, batch, hist_mean, hist_sum, layer_in);
+  const int layer = check_grad_trials(n, batch, lr, hist_mean, hist_sum, layer_in);
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
   const int wt = 2 * layer;  // the measured layer's weight matrix
   const std::int64_t numel = tensor_numel(wt);
@@ -600,7 +602,54 @@ GradTrialsResult CpuEnsemble::grad_trials(const Dataset& data, const std::int32_
   GradTrialsResult res;
   res.stats.assign(static_cast<std::size_t>(replicas_) * kTrialStats, 0.0);
   const std::int64_t steps = (n + batch - 1) / batch;
-  if (use_small_batch(batch)) {
+  if (lr == 0.0f) {
+    // Frozen weights: every step of a trial sees the same parameters, so a block of whole
+    // steps runs as one set of GEMMs: the forward pass, then each step's loss gradient (scaled
+    // by 1/b of that step, as in a training step), then the backward-data pass down to the
+    // measured layer (rows are independent, so the block goes through at once; no update);
+    // each step's weight gradient is then delta^T a over its own rows.
+    const int L = layers();
+    const int C = widths_.back(), in = widths_[layer], out = widths_[layer + 1];
+    const std::int64_t block = std::min<std::int64_t>(n, std::max<std::int64_t>(1, kFrozenRows / batch) * batch);
+    ensure_workspace(block, 1);
+    std::vector<float> g(static_cast<std::size_t>(numel));
+    for (int r = 0; r < replicas_; ++r) {  // one replica at a time, as the GEMM path
+      const Reps one{r, 1};
+      double loss = 0;
+      std::int64_t hits = 0;
+      for (std::int64_t off = 0; off < n; off += block) {  // block: a multiple of batch
+        const std::int64_t rows = std::min<std::int64_t>(block, n - off);
+        const int m = static_cast<int>(rows);
+        gather(data, indices, n, off, m, one);
+        forward_layers(act_[0].data(), rows * widths_.front(), rows, one);
+        for (std::int64_t s0 = 0; s0 < rows; s0 += batch) {
+          const int b = static_cast<int>(std::min<std::int64_t>(batch, rows - s0));
+          log_softmax_nll(act_[L].data() + s0 * C, labels_.data() + s0, b, C,
+                          1.0f / static_cast<float>(b), deltas_[L].data() + s0 * C, &loss,
+                          &hits);
+        }
+        for (int l = L - 1; l > layer; --l) {
+          // delta[l] (rows, in_l) = (delta[l+1] (rows, out_l) * W_l (out_l, in_l)) masked
+          const int il = widths_[l], ol = widths_[l + 1];
+          Epilogue ep;
+          ep.mask = act_[l].data();
+          ep.ldm = il;
+          sgemm(false, false, m, il, ol, 1.0f, deltas_[l + 1].data(), ol,
+                param_[2 * l].data() + static_cast<std::int64_t>(r) * ol * il, il, 0.0f,
+                deltas_[l].data(), il, ep);
+        }
+        for (std::int64_t s0 = 0; s0 < rows; s0 += batch) {
+          const int b = static_cast<int>(std::min<std::int64_t>(batch, rows - s0));
+          // g (out, in) = delta^T (out, b) * act[layer] (b, in)
+          sgemm(true, false, out, in, b, 1.0f, deltas_[layer + 1].data() + s0 * out, out,
+                act_[layer].data() + s0 * in, in, 0.0f, g.data(), in);
+          trial_step(g.data(), numel, b, off + s0 == 0, s_mean.data() + r * numel,
+                     s_sum.data() + r * numel, res.stats.data() + r * kTrialStats);
+        }
+      }
+      steps_[r] += steps;
+    }
+  } else if (use_small_batch(batch)) {
     for_each_replica_small_batch([&](int r, SmallBatchWorkspace& ws) {
       TrialSink sink{s_mean.data() + r * numel, s_sum.data() + r * numel,
                      res.stats.data() + r * kTrialStats, layer};

@@ -1094,7 +1094,7 @@ GradTrialsResult CudaEnsemble::grad_trials(const cpu::Dataset& data, const std::
                                            const HistogramSpec& hist_sum, float* export_s,
                                            int layer_in) {
   check_dataset(data);
-  const int layer = check_grad_trials(n, batch, hist_mean, hist_sum, layer_in);
+  const int layer = check_grad_trials(n, batch, lr, hist_mean, hist_sum, layer_in);
   check_indices(data, indices, static_cast<std::int64_t>(replicas_) * n);
   State& s = *s_;
   BSX_CUDA_CHECK(cudaSetDevice(s.device));

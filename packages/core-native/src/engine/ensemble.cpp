@@ -2,7 +2,9 @@
 #include "engine/ensemble.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
+#include <string>
 
 #include "cpu/cpu_ensemble.h"
 #include "cuda/cuda_backend.h"
@@ -160,10 +162,14 @@ void Ensemble::step_scalars(int r, float lr, float* out) const {
   optim::visit(opt_.kind, [&](auto rule) { decltype(rule)::prepare(hp, lr, t, out); });
 }
 
-int Ensemble::check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
-                                const HistogramSpec& hist_sum, int layer) const {
+int Ensemble::check_grad_trials(std::int64_t n, int batch, float lr,
+                                const HistogramSpec& hist_mean, const HistogramSpec& hist_sum,
+                                int layer) const {
   if (batch < 1) throw std::invalid_argument("batch size must be >= 1");
   if (n < 1) throw std::invalid_argument("grad_trials: need at least one index per replica");
+  if (!(std::isfinite(lr) && lr >= 0.0f))
+    throw std::invalid_argument("grad_trials: lr must be a finite number >= 0 (0: frozen weights), got " +
+                                std::to_string(lr));
   for (const HistogramSpec* h : {&hist_mean, &hist_sum})
     if (h->bins < 1 || h->edges == nullptr)
       throw std::invalid_argument("grad_trials: a histogram needs at least one bin");

@@ -165,6 +165,8 @@ class Ensemble {
   // batches of b (the last one short), recording the statistics above for the weight gradient
   // of layer `layer` (0-based; -1: the last layer); histograms of the values of S_mean and S_sum
   // (counted over all replicas) into the given edges.
+  // lr 0 freezes the weights: the same samples and steps, no update (the frozen-weights
+  // control, docs/findings.md, F14); the optimiser step count advances as for any step.
   // export_s (nullable): [R, numel(that layer's weight)] receives S_mean.
   // (Every override declares the same default for `layer`.)
   virtual GradTrialsResult grad_trials(const cpu::Dataset& data, const std::int32_t* indices,
@@ -174,10 +176,10 @@ class Ensemble {
                                        int layer = -1) = 0;
 
  protected:
-  // The checks of grad_trials' arguments that do not depend on the backend (batch, n, bins,
-  // the optimiser, the layer); the backends check the dataset and the indices themselves.
+  // The checks of grad_trials' arguments that do not depend on the backend (batch, n, lr,
+  // bins, the optimiser, the layer); the backends check the dataset and the indices themselves.
   // Returns the layer the trials measure (-1 resolved to the last).
-  int check_grad_trials(std::int64_t n, int batch, const HistogramSpec& hist_mean,
+  int check_grad_trials(std::int64_t n, int batch, float lr, const HistogramSpec& hist_mean,
                         const HistogramSpec& hist_sum, int layer) const;
 
   // For get_tensor/set_tensor of the backends: throw std::invalid_argument unless `slot` is

@@ -544,7 +544,8 @@ class EnsembleWrap : public Napi::ObjectWrap<EnsembleWrap> {
     if (static_cast<double>(n) * R_ > 2147483647.0) ThrowRange(env, fn + ": replicas * n must be < 2^31");
     auto idx = std::make_shared<std::vector<std::int32_t>>(CopyIndices(Arg(info, 1), fn + ": indices", R_, n, *ds));
     const double lr = ArgNumber(Arg(info, 4), fn + ": lr");
-    if (!(std::isfinite(lr) && lr > 0)) ThrowRange(env, fn + ": lr must be a finite number > 0");
+    if (!(std::isfinite(lr) && lr >= 0))
+      ThrowRange(env, fn + ": lr must be a finite number >= 0 (0: frozen weights)");
     auto em = std::make_shared<std::vector<float>>(CopyEdges(Arg(info, 5), fn + ": edgesMean"));
     auto es = std::make_shared<std::vector<float>>(CopyEdges(Arg(info, 6), fn + ": edgesSum"));
     Napi::Value ev = Arg(info, 7);

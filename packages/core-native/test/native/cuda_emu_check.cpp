@@ -5,7 +5,7 @@
 // training through the small-batch and GEMM paths, graph-replayed loops, evaluate, stats,
 // tensor slots); the histogram kernels against cpu::histogram_add on crafted values (edges,
 // NaN, infinities); gradient trials (statistics, histograms, the exported S, the parameters
-// after them, the argument errors). Catches indexing, bounds (guard pages), alignment and barrier errors before
+// after them, the argument errors); frozen trials (lr 0: |S| b the same for every b). Catches indexing, bounds (guard pages), alignment and barrier errors before
 // a GPU is at hand; timing and races between blocks need the GPU (cuda_lab.cu, gpu-check).
 // Built by CMake (target cuda_emu_check, test/native/CMakeLists.txt). From packages/core-native:
 //
@@ -604,6 +604,96 @@ void trials_suite(int R, const std::vector<int>& w, int b, std::int64_t n, bool 
   report(gpu.optimizer_steps() == dc, tag + " optimizer steps", "");
 }
 
+// Frozen trials (lr 0, the frozen-weights control): on the same n samples, for every batch
+// size b dividing n, S_sum is the sum of the per-sample gradients whatever b, so |S_mean| * b
+// and |S_sum| are the same for every b (to float rounding), on each backend; the backends
+// agree with each other, and neither moves the weights.
+void frozen_trials_suite(int R, const std::vector<int>& w, std::int64_t n, int min_b,
+                         std::uint64_t data_id, int layer = -1) {
+  using namespace bsx;
+  setenv("BSX_CUDA_GRAPHS", "1", 1);
+  std::string tag = "frozen trials R=" + std::to_string(R) + " widths=";
+  for (std::size_t i = 0; i < w.size(); ++i) tag += (i ? "-" : "") + std::to_string(w[i]);
+  tag += " n=" + std::to_string(n) + " b>=" + std::to_string(min_b);
+  if (layer >= 0) tag += " layer=" + std::to_string(layer);
+  std::mt19937 rng(static_cast<unsigned>(data_id));
+  const int count = 97;
+  const cpu::Dataset data = make_data(data_id, count, w.front(), w.back(), rng);
+  cpu::CpuEnsemble cpu(R, w);
+  cuda::CudaEnsemble gpu(R, w);
+  std::vector<std::uint64_t> seeds;
+  for (int r = 0; r < R; ++r) seeds.push_back(3000 + 17 * r + data_id);
+  cpu.init_xavier(seeds);
+  gpu.init_xavier(seeds);
+  const int measured = 2 * (layer < 0 ? cpu.layers() - 1 : layer);
+  const std::int64_t numel = cpu.tensor_numel(measured);
+  std::vector<std::vector<float>> before(cpu.tensor_count());
+  for (int t = 0; t < cpu.tensor_count(); ++t) {
+    before[t].resize(static_cast<std::size_t>(R) * cpu.tensor_numel(t));
+    cpu.get_tensor(Slot::Param, t, before[t].data());
+  }
+  const auto idx = random_indices(rng, static_cast<std::int64_t>(R) * n, count);
+  std::vector<float> wide = {-1e30f, 1e30f};
+  const HistogramSpec h{wide.data(), 1};
+  // per backend and replica: |S_mean| * b and |S_sum| at every b; b * S_mean elementwise
+  std::vector<double> ref_c, ref_g;
+  std::vector<float> s_ref(static_cast<std::size_t>(R) * numel), s_c(s_ref.size()), s_g(s_ref.size());
+  double worst_c = 0, worst_g = 0, worst_cg = 0, worst_s = 0;
+  int sizes = 0;
+  for (int b = min_b; b <= n; b *= 2) {
+    if (n % b != 0) continue;
+    ++sizes;
+    GradTrialsResult rc = cpu.grad_trials(data, idx.data(), n, b, 0.0f, h, h, s_c.data(), layer);
+    GradTrialsResult rg = gpu.grad_trials(data, idx.data(), n, b, 0.0f, h, h, s_g.data(), layer);
+    for (int r = 0; r < R; ++r) {
+      const double* c = rc.stats.data() + r * kTrialStats;
+      const double* g = rg.stats.data() + r * kTrialStats;
+      if (b == min_b) {
+        ref_c.push_back(c[0] * b);
+        ref_c.push_back(c[1]);
+        ref_g.push_back(g[0] * b);
+        ref_g.push_back(g[1]);
+      }
+      for (int k = 0; k < 2; ++k) {
+        const double vc = k == 0 ? c[0] * b : c[1], vg = k == 0 ? g[0] * b : g[1];
+        worst_c = std::max(worst_c, std::fabs(vc / ref_c[2 * r + k] - 1));
+        worst_g = std::max(worst_g, std::fabs(vg / ref_g[2 * r + k] - 1));
+      }
+      for (int j = 0; j < kTrialStats - 1; ++j)
+        worst_cg = std::max(worst_cg, std::fabs(g[j] - c[j]) / std::max(std::fabs(c[j]), 1e-30));
+    }
+    if (b == min_b) {
+      s_ref = s_c;
+      for (float& v : s_ref) v *= static_cast<float>(b);
+    }
+    double mx = 0;
+    for (float v : s_ref) mx = std::max(mx, static_cast<double>(std::fabs(v)));
+    for (std::size_t i = 0; i < s_ref.size(); ++i) {
+      worst_s = std::max(worst_s, std::fabs(static_cast<double>(s_c[i]) * b - s_ref[i]) / mx);
+      worst_s = std::max(worst_s, std::fabs(static_cast<double>(s_g[i]) * b - s_ref[i]) / mx);
+    }
+  }
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "%d batch sizes, worst relative difference of |S_mean| b and |S_sum| from the first: %.2e", sizes, worst_c);
+  report(sizes >= 2 && worst_c < 1e-5, tag + " cpu |S| b constant", buf);
+  std::snprintf(buf, sizeof buf, "%d batch sizes, worst relative difference of |S_mean| b and |S_sum| from the first: %.2e", sizes, worst_g);
+  report(sizes >= 2 && worst_g < 1e-5, tag + " cuda |S| b constant", buf);
+  std::snprintf(buf, sizeof buf, "worst |b S_mean - (b S_mean at the first b)| / max|S|: %.2e", worst_s);
+  report(worst_s < 1e-5, tag + " b S_mean elementwise", buf);
+  std::snprintf(buf, sizeof buf, "worst relative difference of the statistics: %.2e", worst_cg);
+  report(worst_cg < 1e-4, tag + " cuda vs cpu stats", buf);
+  bool still = true;
+  for (int t = 0; t < cpu.tensor_count(); ++t) {
+    std::vector<float> a(before[t].size()), c(before[t].size());
+    gpu.get_tensor(Slot::Param, t, a.data());
+    cpu.get_tensor(Slot::Param, t, c.data());
+    still = still && a == before[t] && c == before[t];
+  }
+  report(still, tag + " weights unchanged", "");
+  std::vector<std::int64_t> steps_c = cpu.optimizer_steps(), steps_g = gpu.optimizer_steps();
+  report(steps_c == steps_g, tag + " optimizer steps", "");
+}
+
 // The errors of the CPU version, with its messages.
 void trials_errors() {
   using namespace bsx;
@@ -634,6 +724,8 @@ void trials_errors() {
   const std::vector<Case> cases = {
       {"batch 0", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 0, 0.1f, ok, ok, nullptr); }},
       {"n 0", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 0, 1, 0.1f, ok, ok, nullptr); }},
+      {"lr < 0", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 1, -0.1f, ok, ok, nullptr); }},
+      {"lr nan", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 1, std::nanf(""), ok, ok, nullptr); }},
       {"no bins", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 1, 0.1f, ok, no_bins, nullptr); }},
       {"no edges", [&](Ensemble& x) { x.grad_trials(data, idx.data(), 4, 1, 0.1f, no_edges, ok, nullptr); }},
       {"index out of range", [&](Ensemble& x) { x.grad_trials(data, bad_idx.data(), 4, 1, 0.1f, ok, ok, nullptr); }},
@@ -697,6 +789,12 @@ int main(int argc, char** argv) {
   trials_suite(2, {36, 20, 12, 10}, 9, 9 * 2 + 7, true, id++, 0);  // GEMM steps
   trials_suite(2, {36, 20, 12, 10}, 64, 30, true, id++, 1);  // n < b: one GEMM step of n
   trials_suite(2, {100, 96, 10}, 4, 10, true, id++, 0);    // the first weight over one 8192 chunk
+  // lr 0: b = 4..1024 dividing 1024 (the small-batch path to 8, then the GEMMs); without
+  // --quick every b from 1 (about a minute more under the emulation)
+  frozen_trials_suite(2, {7, 5, 4, 3}, 1024, quick ? 4 : 1, id++);
+  frozen_trials_suite(2, {36, 20, 12, 10}, 64, 1, id++);
+  frozen_trials_suite(2, {36, 20, 12, 10}, 256, 1, id++, 0);  // the first layer
+  frozen_trials_suite(3, {7, 5, 4, 3}, 64, 1, id++, 1);       // a middle one
   if (!quick) {
     bsx::cuda::g_emu_sms = 1;  // big tiles
     ensemble_suite(2, {64, 132, 40, 10}, 20, true, id++);

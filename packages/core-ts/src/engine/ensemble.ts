@@ -306,7 +306,8 @@ export class Ensemble {
    * Gradient-competition trials, one per replica: plain SGD at `lr` through indices [R, n] in
    * batches of `batchSize` (the last one short), with statistics of the weight gradient of
    * `layer` (from 0; default the last) and histograms of the summed gradient's values into
-   * fixed edges.
+   * fixed edges. `lr` 0 freezes the weights: the same samples and steps without an update (on
+   * the CPU a forward and backward-data pass per block of steps, then each step's gradient).
    */
   async gradTrials(
     dataset: Dataset,
@@ -319,7 +320,7 @@ export class Ensemble {
     }
     const n = indices.length / this.replicas;
     const b = checkInt(opts.batchSize, 'batchSize', 1, n);
-    if (!Number.isFinite(opts.lr) || opts.lr <= 0) throw new RangeError(`Expected lr to be a finite number > 0, got ${opts.lr}`);
+    if (!Number.isFinite(opts.lr) || opts.lr < 0) throw new RangeError(`Expected lr to be a finite number >= 0 (0: frozen weights), got ${opts.lr}`);
     const layer = opts.layer === undefined ? this.layers - 1 : checkInt(opts.layer, 'layer', 0, this.layers - 1);
     const r = await withStack('gradTrials', () =>
       this.native.gradTrials(

@@ -1,4 +1,4 @@
-// The gradient-competition study (FINDINGS.md, F4-F7): from a fixed model (the regime), many
+// The gradient-competition study (docs/findings.md, F4-F7): from a fixed model (the regime), many
 // independent trials per batch size b; each trial draws 1024 training samples, steps through
 // them once with batch b (plain SGD, all layers updated) and records statistics of one layer's
 // weight gradient (the last layer's unless the spec names another). Trials run R at a time as replicas of one Ensemble; every trial is
@@ -220,7 +220,7 @@ export function gradStudySettings(spec: Omit<GradStudySpec, 'regime'>, trainCoun
   if (!Number.isInteger(trials) || trials < 2) bad('trials', `must be an integer >= 2, got ${trials}`);
   if (!Number.isInteger(k) || k < 1 || k > trainCount) bad('samplesPerTrial', `must be an integer in [1, ${trainCount}] (the training samples), got ${k}`);
   if (!Number.isSafeInteger(seed) || seed < 0) bad('seed', `must be an integer >= 0, got ${seed}`);
-  if (!(lr > 0 && Number.isFinite(lr))) bad('lr', `must be a finite number > 0, got ${lr}`);
+  if (!(lr >= 0 && Number.isFinite(lr))) bad('lr', `must be a finite number >= 0 (0: frozen weights), got ${lr}`);
   if (!Number.isInteger(chunk) || chunk < 1) bad('chunk', `must be a positive integer, got ${chunk}`);
   return { batchSizes, trials, seed, samplesPerTrial: k, lr, chunk };
 }

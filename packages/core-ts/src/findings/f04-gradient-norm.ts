@@ -66,6 +66,11 @@ export const F4: Finding = {
           .join(', ')} — ${ok ? 'consistent with sqrt(b)' : 'not sqrt(b)'}.`,
       );
     }
+    // the gradient noise scale of each regime, from the first steps (F13 builds on it)
+    for (const r of regimes) {
+      const ns = g.get(r)!.noiseScale;
+      if (ns) measured.push({ label: `B_simple, ${r} (95% interval ${fmt(ns.ci95[0], 1)} to ${fmt(ns.ci95[1], 1)})`, value: ns.bSimple });
+    }
     // early above late, batch size by batch size (the literal statistic)
     const early = g.get('early')!.points;
     const late = g.get('late')!.points;

@@ -1,11 +1,13 @@
 // F11: Adam moves far from the initial weights (linearly in the epochs) and generalises worse
-// than SGD.
+// than SGD. Adam runs over at least three seeds (they spread), and the note says whether the
+// study's numbers fall inside that spread.
 
 import { curvesFigure } from '../report/figures.js';
 import { fitPowerLaw } from '../stats/regression.js';
 import { curve, fmt, lastEpoch, measurement, pct, threshold } from './util.js';
 import { labelOf, runOf, type Finding } from './finding.js';
 import type { SuiteRunKey } from './catalog.js';
+import { adamSpreadNote } from './f16-adamw.js';
 import type { Verdict } from './types.js';
 
 const SGD_NORM_SEED: Partial<Record<SuiteRunKey, number>> = { b64: 44.9, b1024: 44.1, 'b1024-lr0.1': 44.7, b1024x480: 44.9 };
@@ -71,6 +73,7 @@ export const F11: Finding = {
         },
       ],
       deviations: [],
+      notes: [adamSpreadNote(adam, ctx.profile.name)],
     };
   },
 };

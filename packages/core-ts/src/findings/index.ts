@@ -1,4 +1,5 @@
-// The finding suite: the twelve findings of the study (FINDINGS.md), in order.
+// The finding suite: the twelve findings of the study, then bsx's own beyond it (F13 on), in
+// order; docs/findings.md states each one.
 
 import { F1 } from './f01-batch-size-accuracy.js';
 import { F2 } from './f02-learning-rate.js';
@@ -12,9 +13,13 @@ import { F9 } from './f09-more-epochs.js';
 import { F10 } from './f10-distance-bounded.js';
 import { F11 } from './f11-adam.js';
 import { F12 } from './f12-cosine.js';
+import { F13 } from './f13-noise-model.js';
+import { F14 } from './f14-frozen-control.js';
+import { F15 } from './f15-critical-batch.js';
+import { F16 } from './f16-adamw.js';
 import type { Finding } from './finding.js';
 
-export const FINDINGS: readonly Finding[] = [F1, F2, F3, F4, F5, F6, F7, F8, F9, F10, F11, F12];
+export const FINDINGS: readonly Finding[] = [F1, F2, F3, F4, F5, F6, F7, F8, F9, F10, F11, F12, F13, F14, F15, F16];
 
 export function findingById(id: string): Finding | undefined {
   return FINDINGS.find((f) => f.id.toLowerCase() === id.toLowerCase());

@@ -22,7 +22,7 @@ import { arrayOf, integer, nonEmptyString, object, oneOf, parseJsonFile, string,
 import { unitsOfShard, type Shard } from '../sweeps/shards.js';
 import { NO_SPEED, measureSpeed, readGradPoint, storedRunState, trainingSecondsLeft, trialCost, type PlanItem, type PlanStatus, type SpeedModel } from '../sweeps/units.js';
 import { catalog, type CatalogRun, type SuiteRunKey } from './catalog.js';
-import type { Finding, RegimeKey } from './finding.js';
+import { GRAD_STUDIES, gradStudyBatchSizes, type Finding, type RegimeKey } from './finding.js';
 import { PROFILES, type Profile } from './profiles.js';
 import type { FindingResult, ProfileName } from './types.js';
 
@@ -126,24 +126,27 @@ export async function writeSuiteFile(file: string, suite: SuiteFile): Promise<vo
 export { measureSpeed, readGradPoint } from '../sweeps/units.js';
 export type { PlanItem, PlanStatus, SpeedModel } from '../sweeps/units.js';
 
-function gradEstimate(m: SpeedModel, p: Profile, donePoints: Set<number>): number {
+function gradEstimate(m: SpeedModel, p: Profile, regime: RegimeKey, backend: 'cpu' | 'cuda', donePoints: Set<number>): number {
+  // frozen trials (lr 0) on the CPU: a forward pass per block of steps, about 0.45 of a trial step at b 1024
+  const frozen = GRAD_STUDIES[regime].lr === 0 && backend === 'cpu';
   let s = 0;
-  for (const b of p.batchSizes) if (!donePoints.has(b)) s += p.trials * 1024 * trialCost(m, b);
+  for (const b of gradStudyBatchSizes(regime, p)) if (!donePoints.has(b)) s += p.trials * 1024 * (frozen ? 0.45 * trialCost(m, 1024) : trialCost(m, b));
   return s;
 }
 
 /** Nominal cost of a unit of the suite for the shard assignment (the same on every host). */
-function nominalCost(item: { kind: 'run' | 'grad'; spec?: TrainSpec }, p: Profile, trainCount: number, testCount: number): number {
+function nominalCost(item: { kind: 'run'; spec: TrainSpec } | { kind: 'grad'; regime: RegimeKey }, p: Profile, trainCount: number, testCount: number): number {
   const c = (b: number): number => 1 + 32 / b;
   if (item.kind === 'run') {
-    const spec = item.spec!;
+    const spec = item.spec;
     return spec.seeds.length * spec.phases.reduce((a, ph) => a + ph.epochs * (trainCount * c(ph.batchSize) + 0.3 * (trainCount + testCount)), 0);
   }
-  return p.trials * 1024 * p.batchSizes.reduce((a, b) => a + c(b), 0);
+  return p.trials * 1024 * gradStudyBatchSizes(item.regime, p).reduce((a, b) => a + c(b), 0);
 }
 
 /** The final parameters of one replica of a finished run, as a regime model. */
-async function regimeFromRun(store: RunStore, run: CatalogRun, data: SuiteData, name: RegimeKey): Promise<RegimeModel> {
+async function regimeFromRun(store: RunStore, run: CatalogRun, data: SuiteData, key: RegimeKey): Promise<RegimeModel> {
+  const { regime: name, code } = GRAD_STUDIES[key];
   const h = await store.open({ spec: normalizeSpec(run.spec, data.train.count), data: data.identity }, { wait: true });
   try {
     const cp = await h.loadCheckpoint();
@@ -153,7 +156,7 @@ async function regimeFromRun(store: RunStore, run: CatalogRun, data: SuiteData, 
       const per = t.data.length / t.shape[0]!;
       return Float32Array.from(t.data.subarray(0, per)); // replica 0: the first seed
     });
-    return { name, code: name === 'early' ? 1 : 2, widths: run.spec.widths ?? [784, 1024, 1024, 10], tensors };
+    return { name, code, widths: run.spec.widths ?? [784, 1024, 1024, 10], tensors };
   } finally {
     h.release();
   }
@@ -167,8 +170,7 @@ function suiteNeeds(findings: readonly Finding[], p: Profile): { runKeys: Set<Su
     f.runs(p).forEach((k) => runKeys.add(k));
     (f.gradStudies ?? []).forEach((r) => regimes.add(r));
   }
-  if (regimes.has('early')) runKeys.add('regime-early');
-  if (regimes.has('late')) runKeys.add('b1024');
+  for (const r of regimes) runKeys.add(GRAD_STUDIES[r].run);
   return { runKeys, regimes };
 }
 
@@ -194,10 +196,9 @@ export function estimateSuiteMemory(s: SuiteSize): MemoryEstimate[] {
   const chunk = s.chunk ?? defaultSuiteChunk(s.backend);
   const { runKeys, regimes } = suiteNeeds(s.findings, p);
   const out: MemoryEstimate[] = [];
-  // runs of two seeds tell which runs take every seed (the others keep their own)
-  for (const run of catalog(p, 2).values()) {
+  for (const run of catalog(p, s.seeds).values()) {
     if (!runKeys.has(run.key)) continue;
-    const replicas = run.spec.seeds.length === 2 ? s.seeds : run.spec.seeds.length;
+    const replicas = run.spec.seeds.length;
     const widths = run.spec.widths ?? [784, 1024, 1024, 10];
     out.push(
       estimateTrainingMemory({
@@ -250,13 +251,13 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
 
   // where the gradient studies keep their points
   const gradDir = (regime: RegimeKey): string => {
-    const run = cat.get(regime === 'early' ? 'regime-early' : 'b1024')!;
+    const run = cat.get(GRAD_STUDIES[regime].run)!;
     const h = specHash({
       regimeRun: specHash({ spec: normalizeSpec(run.spec, data.train.count), data: data.identity }),
       replica: 0,
       trials: p.trials,
       samplesPerTrial: 1024,
-      lr: 0.01,
+      lr: GRAD_STUDIES[regime].lr,
       seed: opts.firstSeed ?? 0,
       format: 1,
     });
@@ -267,8 +268,9 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
   const speed: SpeedModel = opts.readOnly ? NO_SPEED : await measureSpeed(data, seeds, backend, chunk);
   const N = data.train.count;
   const T = data.test.count;
-  const regimeRunOf = (regime: RegimeKey): CatalogRun => cat.get(regime === 'early' ? 'regime-early' : 'b1024')!;
-  const pointsDone = (regime: RegimeKey): Set<number> => new Set(p.batchSizes.filter((b) => existsSync(pointFile(regime, b))));
+  const regimeRunOf = (regime: RegimeKey): CatalogRun => cat.get(GRAD_STUDIES[regime].run)!;
+  const sizesOf = (regime: RegimeKey): number[] => gradStudyBatchSizes(regime, p);
+  const pointsDone = (regime: RegimeKey): Set<number> => new Set(sizesOf(regime).filter((b) => existsSync(pointFile(regime, b))));
   const all: (PlanItem & { cost: number; id: string })[] = [];
   for (const r of runList) {
     const st = await storedRunState(store, normalizeSpec(r.spec, N), data.identity);
@@ -286,15 +288,16 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
   }
   for (const regime of regimes) {
     const done = pointsDone(regime);
-    const status: PlanStatus = done.size === p.batchSizes.length ? 'done' : done.size > 0 ? 'partial' : 'todo';
+    const sizes = sizesOf(regime);
+    const status: PlanStatus = done.size === sizes.length ? 'done' : done.size > 0 ? 'partial' : 'todo';
     all.push({
       kind: 'grad',
       key: regime,
       id: `grad:${regime}`,
-      label: `gradient study, ${regime} regime (${p.trials} trials x ${p.batchSizes.length} batch sizes)`,
+      label: `gradient study, ${GRAD_STUDIES[regime].label} (${p.trials} trials x ${sizes.length} batch sizes)`,
       status,
-      estimate: gradEstimate(speed, p, done),
-      cost: nominalCost({ kind: 'grad' }, p, N, T),
+      estimate: gradEstimate(speed, p, regime, backend, done),
+      cost: nominalCost({ kind: 'grad', regime }, p, N, T),
     });
   }
   if (opts.shard) {
@@ -365,7 +368,7 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
     const model = await regimeFromRun(store, source, data, regime);
     await mkdir(gradDir(regime), { recursive: true });
     return gradientStudy(
-      { regime: model, batchSizes: p.batchSizes, trials: p.trials, seed: opts.firstSeed ?? 0, samplesPerTrial: 1024, lr: 0.01 },
+      { regime: model, batchSizes: sizesOf(regime), trials: p.trials, seed: opts.firstSeed ?? 0, samplesPerTrial: 1024, lr: GRAD_STUDIES[regime].lr },
       data.train,
       {
         chunk,
@@ -409,7 +412,7 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
   if (opts.shard) {
     // the findings need every unit: analysed by the shard that finds the store complete
     const runsDone = await Promise.all(runList.map(async (r) => (await storedRunState(store, normalizeSpec(r.spec, N), data.identity)).status === 'done'));
-    const complete = runsDone.every(Boolean) && [...regimes].every((g) => pointsDone(g).size === p.batchSizes.length);
+    const complete = runsDone.every(Boolean) && [...regimes].every((g) => pointsDone(g).size === sizesOf(g).length);
     if (!complete) return { findings: [], runs, grad, plan, seconds: (performance.now() - t0) / 1000, complete: false };
     for (const r of runList) if (!runs.has(r.key)) runs.set(r.key, await trainRun(r));
     for (const regime of regimes) if (!grad.has(regime)) grad.set(regime, await study(regime));
@@ -422,6 +425,7 @@ export async function runSuite(data: SuiteData, opts: SuiteOptions): Promise<Sui
       id: f.id,
       title: f.title,
       claim: f.claim,
+      ...(f.beyond ? { beyond: true } : {}),
       profile: p.name,
       ...r,
       deviations: [...(p.name === 'full' ? [] : [p.note]), ...r.deviations],

@@ -20,6 +20,8 @@ export interface Measurement {
   /** The study's number, when it gives one. */
   seed?: number;
   unit?: string;
+  /** One of the few numbers the verdict table shows for its finding (see keyMeasurements). */
+  key?: boolean;
 }
 
 /** A figure as a Vega-Lite specification with its data inline (rendered to SVG by the report). */
@@ -34,8 +36,10 @@ export interface FigureSpec {
 export interface FindingResult {
   id: string;
   title: string;
-  /** The study's claim, stated in the project's own words. */
+  /** The study's claim, stated in the project's own words (beyond the study: bsx's own claim). */
   claim: string;
+  /** A finding beyond the study: the claim is bsx's, and the verdict says whether it holds. */
+  beyond?: boolean;
   verdict: Verdict;
   /** Why the verdict: the rule and the numbers it compared. */
   reason: string;

@@ -480,6 +480,142 @@ export function pointsWithErrorBars(opts: PointsOptions): Spec {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Measured points beside model curves (a prediction against the data, steps against batch size)
+
+export interface MeasuredPoint {
+  x: number;
+  y: number;
+  /** An interval drawn as a bar from lo to hi (e.g. a 95% interval or a bracket). */
+  lo?: number;
+  hi?: number;
+  /** The series: its colour and legend entry. */
+  group: string;
+}
+
+export interface ModelLine {
+  /** The legend entry; a line may share a group's name to take its colour. */
+  label: string;
+  x: number[];
+  y: number[];
+  /** Dashed (a reference or a prediction) rather than solid. */
+  dashed?: boolean;
+}
+
+export interface MarkerRule {
+  /** A vertical line at this x, labelled at the top of the plot. */
+  x: number;
+  label: string;
+}
+
+export interface PointsLinesOptions {
+  points: MeasuredPoint[];
+  lines?: ModelLine[];
+  rules?: MarkerRule[];
+  xTitle: string;
+  yTitle: string;
+  xScale?: AxisScale;
+  yScale?: AxisScale;
+  title?: string;
+}
+
+/**
+ * Points (with interval bars where given) and lines (solid or dashed) on shared axes, log by
+ * default, one colour per series, plus labelled vertical marker lines (e.g. B_simple). On a log
+ * x axis of integers (batch sizes) the ticks are the powers of two.
+ */
+export function pointsLinesFigure(opts: PointsLinesOptions): Spec {
+  const xLog = (opts.xScale ?? 'log') === 'log';
+  const yLog = (opts.yScale ?? 'log') === 'log';
+  const lines = opts.lines ?? [];
+  const rules = (opts.rules ?? []).filter((r) => Number.isFinite(r.x) && (!xLog || r.x > 0));
+  const series = distinct([...opts.points.map((p) => p.group), ...lines.map((l) => l.label)]);
+  const okY = (v: number | undefined) => v !== undefined && Number.isFinite(v) && (!yLog || v > 0);
+  const rows: Spec[] = opts.points.map((p) => ({
+    kind: 'point',
+    series: p.group,
+    x: num(p.x),
+    y: num(p.y),
+    lo: okY(p.lo) ? p.lo : null,
+    hi: okY(p.hi) ? p.hi : null,
+    dash: 'solid',
+  }));
+  for (const l of lines) {
+    checkLengths('pointsLinesFigure', l.label, l.x.length, { y: l.y });
+    l.x.forEach((x, i) => rows.push({ kind: 'line', series: l.label, x: num(x), y: okY(l.y[i]) ? l.y[i] : null, lo: null, hi: null, dash: l.dashed ? 'dashed' : 'solid' }));
+  }
+  // rule labels stacked from the top, so that close rules do not overprint
+  rules.forEach((r, i) => rows.push({ kind: 'rule', series: r.label, x: r.x, y: null, lo: null, hi: null, dash: 'solid', ry: 4 + 15 * i }));
+  const xs = rows.map((r) => r.x as number | null).filter((v): v is number => v !== null);
+  const ys = rows.flatMap((r) => [r.y, r.lo, r.hi] as (number | null)[]).filter((v): v is number => v !== null);
+  const xAxis = logScaleAxis(xs, 1.25);
+  const ints = xs.filter((v) => v > 0);
+  if (xLog && ints.length > 0 && opts.points.every((p) => Number.isInteger(p.x))) {
+    const p0 = Math.ceil(Math.log2(Math.min(...ints)));
+    const p1 = Math.floor(Math.log2(Math.max(...ints)));
+    const every = Math.max(1, Math.ceil((p1 - p0 + 1) / 12));
+    const values: number[] = [];
+    for (let p = p0; p <= p1; p += every) values.push(2 ** p);
+    xAxis.axis = { values, format: 'd' };
+  }
+  const yAxis = logScaleAxis(ys, 1.15);
+  const x = {
+    field: 'x',
+    type: 'quantitative',
+    title: opts.xTitle,
+    scale: xLog ? xAxis.scale : { type: 'linear', zero: false, nice: false, padding: 12 },
+    axis: xLog ? xAxis.axis : {},
+  };
+  const y = { field: 'y', type: 'quantitative', title: opts.yTitle, scale: yLog ? yAxis.scale : { type: 'linear', zero: false }, axis: yLog ? yAxis.axis : {} };
+  const color = {
+    field: 'series',
+    type: 'nominal',
+    title: null,
+    scale: colorScale(series),
+    legend: { orient: 'bottom', direction: 'vertical', labelLimit: FIGURE_WIDTH, symbolType: 'circle' },
+  };
+  const layers: Spec[] = [];
+  if (rows.some((r) => r.kind === 'point' && r.lo !== null && r.hi !== null)) {
+    layers.push({
+      transform: [{ filter: "datum.kind === 'point' && isValid(datum.lo) && isValid(datum.hi)" }],
+      mark: { type: 'rule', strokeWidth: 1.5, clip: true },
+      encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color },
+    });
+  }
+  if (lines.length > 0) {
+    layers.push({
+      transform: [{ filter: "datum.kind === 'line' && isValid(datum.y)" }],
+      mark: { type: 'line', strokeWidth: 2, clip: true },
+      encoding: {
+        x,
+        y,
+        color,
+        detail: { field: 'series', type: 'nominal' },
+        strokeDash: { field: 'dash', type: 'nominal', legend: null, scale: { domain: ['solid', 'dashed'], range: [[1, 0], [6, 4]] } },
+      },
+    });
+  }
+  // a shape per series as well, so that points of two series at the same place both show
+  layers.push({
+    transform: [{ filter: "datum.kind === 'point'" }],
+    mark: { type: 'point', filled: true, size: 60, opacity: 0.85, clip: true },
+    encoding: { x, y, color, shape: { field: 'series', type: 'nominal', title: null, scale: { domain: series }, legend: color.legend } },
+  });
+  if (rules.length > 0) {
+    layers.push({
+      transform: [{ filter: "datum.kind === 'rule'" }],
+      mark: { type: 'rule', color: '#555', strokeDash: [3, 3], strokeWidth: 1.2 },
+      encoding: { x },
+    });
+    layers.push({
+      transform: [{ filter: "datum.kind === 'rule'" }],
+      mark: { type: 'text', align: 'left', baseline: 'top', dx: 4, fontSize: 11, color: '#333' },
+      encoding: { x, y: { field: 'ry', type: 'quantitative', scale: null }, text: { field: 'series' } },
+    });
+  }
+  return topLevel({ width: FIGURE_WIDTH, height: FIGURE_HEIGHT, data: { values: rows }, layer: layers }, opts.title);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Ridgelines (per-trial norm histograms, one row per batch size)
 
 export interface HistogramRow {

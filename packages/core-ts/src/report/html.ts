@@ -1,10 +1,11 @@
 // The HTML report: one self-contained file (inline CSS, figures as inline SVG, no scripts, no
 // external fonts or links needed) that a researcher opens in any browser, offline. A header with
 // the profile and machine, the verdict table, then one section per finding with its claim,
-// verdict, measured-vs-study table, notes, deviations and figures, and a footer citing the study.
+// verdict, measured-vs-study table, notes, deviations and figures (the findings beyond the study,
+// F13 on, after a section of their own), and a footer citing the study.
 
 import type { FindingResult, ProfileName, Verdict } from '../findings/types.js';
-import { formatMeasured, formatStudy, keyMeasurements, verdictCounts } from './markdown.js';
+import { BEYOND_INTRO, formatMeasured, formatStudy, keyMeasurements, verdictCounts } from './markdown.js';
 import { renderFigure, scopeSvgIds } from './render.js';
 
 export interface ReportMachine {
@@ -102,6 +103,7 @@ table.verdicts ul { margin: 0; padding-left: 18px; }
 .counts { margin: 6px 0 10px; color: var(--muted); }
 .counts .badge { margin-right: 4px; }
 section.finding { border-top: 1px solid var(--line); padding: 22px 0 10px; margin-top: 10px; }
+section.beyond { border-top: 2px solid var(--line); padding: 22px 0 4px; margin-top: 18px; }
 section.finding .fid { color: var(--muted); font-weight: 600; }
 .claim { background: var(--soft); border-left: 4px solid var(--accent); padding: 8px 12px; margin: 8px 0; }
 .reason { margin: 8px 0; }
@@ -175,7 +177,7 @@ async function findingSection(f: FindingResult, input: ReportInput, opts: HtmlRe
   const parts: string[] = [];
   parts.push(`<section class="finding" id="${htmlId('finding', f.id)}">`);
   parts.push(`<h2><span class="fid">${escapeHtml(f.id)}</span> ${escapeHtml(f.title)} ${badge(f.verdict)}</h2>`);
-  parts.push(`<p class="claim"><strong>The study's claim.</strong> ${escapeHtml(f.claim)}</p>`);
+  parts.push(`<p class="claim"><strong>${f.beyond ? 'bsx&#39;s claim' : 'The study&#39;s claim'}.</strong> ${escapeHtml(f.claim)}</p>`);
   parts.push(`<p class="reason"><strong>Verdict: ${escapeHtml(f.verdict)}.</strong> ${escapeHtml(f.reason)}</p>`);
   parts.push('<h3>Measured beside the study</h3>', measuredTable(f, input.seedsPerRun));
   if (f.notes && f.notes.length > 0) parts.push('<h3>Notes</h3>', list('notes', f.notes));
@@ -192,8 +194,14 @@ export async function buildHtmlReport(input: ReportInput, opts: HtmlReportOption
   const m = input.machine;
   const c = verdictCounts(input.findings);
   const machine = `${m.cpu} · ${m.threads} threads · backend ${m.backend}${m.gpu ? ` · GPU ${m.gpu}` : ''}`;
+  const study = input.findings.filter((f) => !f.beyond);
+  const beyond = input.findings.filter((f) => f.beyond);
   const sections: string[] = [];
-  for (const f of input.findings) sections.push(await findingSection(f, input, opts));
+  for (const f of study) sections.push(await findingSection(f, input, opts));
+  if (beyond.length > 0) {
+    sections.push(`<section id="beyond" class="beyond"><h2>Beyond the study</h2><p>${escapeHtml(BEYOND_INTRO)}</p></section>`);
+    for (const f of beyond) sections.push(await findingSection(f, input, opts));
+  }
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -217,7 +225,8 @@ export async function buildHtmlReport(input: ReportInput, opts: HtmlReportOption
 <section id="verdicts">
 <h2>Verdicts</h2>
 <p class="counts">${badge('reproduced')} ${c.reproduced} ${badge('partly')} ${c.partly} ${badge('not reproduced')} ${c['not reproduced']}</p>
-${verdictTable(input.findings)}
+${study.length > 0 ? verdictTable(study) : ''}
+${beyond.length > 0 ? `<h3>Beyond the study</h3>\n${verdictTable(beyond)}` : ''}
 </section>
 ${sections.join('\n')}
 <footer id="report-end">

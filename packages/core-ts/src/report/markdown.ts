@@ -5,6 +5,10 @@
 import type { FindingResult, Measurement, Verdict } from '../findings/types.js';
 import type { ReportInput } from './html.js';
 
+/** What the report says before the findings beyond the study (F13 on). */
+export const BEYOND_INTRO =
+  "These findings go past the study: they answer the questions it left open (what law links batch size to the size and the spread of a step, and why), measure the critical batch size directly and test its advice on Adam. Each states a claim of bsx's own; its verdict says whether the claim holds on bsx's data (reproduced: it holds; partly; not reproduced: it does not), by a rule written next to the finding.";
+
 /** The verdicts in the order the report counts them. */
 export const VERDICTS: readonly Verdict[] = ['reproduced', 'partly', 'not reproduced'];
 
@@ -30,8 +34,20 @@ function withUnit(text: string, unit: string | undefined): string {
   return unit === '%' ? `${text}%` : `${text} ${unit}`;
 }
 
-/** The measured value, with its spread over seeds and its unit: '97.9 ± 0.12%'. */
+/** A fraction in [0, 1] (an accuracy) as a percentage with two decimals: 0.9802 -> '98.02'. */
+function percent(v: number): string {
+  return Number.isFinite(v) ? (100 * v).toFixed(2) : formatNumber(v);
+}
+
+/**
+ * The measured value, with its spread over seeds and its unit: '97.9 ± 0.12%'. A value with
+ * unit 'fraction' (an accuracy in [0, 1]) reads as a percentage: '98.02 ± 0.05%'.
+ */
 export function formatMeasured(m: Measurement): string {
+  if (m.unit === 'fraction') {
+    const sd = m.spread !== undefined && Number.isFinite(m.spread) && Number.isFinite(m.value) ? ` ± ${percent(m.spread)}` : '';
+    return Number.isFinite(m.value) ? `${percent(m.value)}${sd}%` : formatNumber(m.value);
+  }
   const core =
     m.spread !== undefined && Number.isFinite(m.spread) && Number.isFinite(m.value)
       ? `${formatNumber(m.value)} ± ${formatNumber(m.spread, 2)}`
@@ -39,16 +55,19 @@ export function formatMeasured(m: Measurement): string {
   return withUnit(core, m.unit);
 }
 
-/** The study's value with the unit, or an em dash when the study gives none. */
+/** The study's value with the unit, or an em dash when the study gives none (a fraction as a percentage: '98%'). */
 export function formatStudy(m: Measurement): string {
-  return m.seed === undefined ? '—' : withUnit(formatNumber(m.seed), m.unit);
+  if (m.seed === undefined) return '—';
+  return m.unit === 'fraction' ? `${formatNumber(100 * m.seed)}%` : withUnit(formatNumber(m.seed), m.unit);
 }
 
 /**
- * The few numbers the verdict table shows for a finding: those the study also reports (first
- * three), or else the first two measured.
+ * The few numbers the verdict table shows for a finding: those it marks as key, or else those
+ * the study also reports (first three), or else the first two measured.
  */
 export function keyMeasurements(f: FindingResult, max = 3): Measurement[] {
+  const marked = f.measured.filter((m) => m.key);
+  if (marked.length > 0) return marked.slice(0, max);
   const withSeed = f.measured.filter((m) => m.seed !== undefined);
   return (withSeed.length > 0 ? withSeed : f.measured).slice(0, withSeed.length > 0 ? max : 2);
 }
@@ -96,13 +115,23 @@ export function buildMarkdownSummary(input: ReportInput): string {
   const c = verdictCounts(input.findings);
   out.push('## Verdicts', '');
   out.push(`${c.reproduced} reproduced, ${c.partly} partly, ${c['not reproduced']} not reproduced (of ${input.findings.length}).`, '');
-  out.push(row(['id', 'finding', 'verdict', 'key numbers (bsx vs study)']));
-  out.push(row(['---', '---', '---', '---']));
-  for (const f of input.findings) out.push(row([mdEscape(f.id), mdEscape(f.title), verdictMd(f.verdict), keyNumbersMd(f)]));
-  out.push('');
-  for (const f of input.findings) {
+  const study = input.findings.filter((f) => !f.beyond);
+  const beyond = input.findings.filter((f) => f.beyond);
+  const table = (fs: FindingResult[]) => {
+    out.push(row(['id', 'finding', 'verdict', 'key numbers (bsx vs study)']));
+    out.push(row(['---', '---', '---', '---']));
+    for (const f of fs) out.push(row([mdEscape(f.id), mdEscape(f.title), verdictMd(f.verdict), keyNumbersMd(f)]));
+    out.push('');
+  };
+  if (study.length > 0) table(study);
+  if (beyond.length > 0) {
+    out.push('### Beyond the study', '', mdEscape(BEYOND_INTRO), '');
+    table(beyond);
+  }
+  for (const f of [...study, ...beyond]) {
+    if (f === beyond[0]) out.push('# Beyond the study', '', mdEscape(BEYOND_INTRO), '');
     out.push(`## ${mdEscape(f.id)} — ${mdEscape(f.title)}`, '');
-    out.push(`**The study's claim.** ${mdEscape(f.claim)}`, '');
+    out.push(`**${f.beyond ? "bsx's claim" : "The study's claim"}.** ${mdEscape(f.claim)}`, '');
     out.push(`**Verdict: ${f.verdict}.** ${mdEscape(f.reason)}`, '');
     if (f.measured.length > 0) {
       const spread = input.seedsPerRun > 1 ? `mean ± sd over ${input.seedsPerRun} seeds` : 'one seed';

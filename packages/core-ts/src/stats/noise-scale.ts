@@ -19,8 +19,14 @@ export interface NoiseScaleEstimate {
   bSimple: number;
   /** 95% bootstrap percentile interval. */
   ci95: [number, number];
+  /** |G|^2, the squared norm of the full-batch gradient. */
   gradNorm2: number;
+  /** Its 95% bootstrap percentile interval. */
+  gradNorm2Ci95: [number, number];
+  /** tr(Sigma), the trace of the per-example gradient covariance. */
   traceCov: number;
+  /** Its 95% bootstrap percentile interval. */
+  traceCovCi95: [number, number];
   bootstrap: number;
   populationSize?: number;
 }
@@ -73,6 +79,8 @@ export function estimateNoiseScale(
   const reps = opts.bootstrap ?? 200;
   const seed = opts.seed ?? 0;
   const boots: number[] = [];
+  const bootG2: number[] = [];
+  const bootTr: number[] = [];
   for (let k = 0; k < reps; k++) {
     const resampled = usable.map((g, gi) => {
       const n = g.norm2.length;
@@ -82,12 +90,16 @@ export function estimateNoiseScale(
     });
     const e = estimate(resampled, population);
     boots.push(e.g2 > 0 ? e.tr / e.g2 : Number.POSITIVE_INFINITY);
+    bootG2.push(e.g2);
+    bootTr.push(e.tr);
   }
   return {
     bSimple: g2 > 0 ? tr / g2 : Number.POSITIVE_INFINITY,
     ci95: [quantile(boots, 0.025), quantile(boots, 0.975)],
     gradNorm2: g2,
+    gradNorm2Ci95: [quantile(bootG2, 0.025), quantile(bootG2, 0.975)],
     traceCov: tr,
+    traceCovCi95: [quantile(bootTr, 0.025), quantile(bootTr, 0.975)],
     bootstrap: reps,
     ...(population !== undefined ? { populationSize: population } : {}),
   };
