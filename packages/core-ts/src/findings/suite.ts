@@ -196,9 +196,13 @@ export function estimateSuiteMemory(s: SuiteSize): MemoryEstimate[] {
   const chunk = s.chunk ?? defaultSuiteChunk(s.backend);
   const { runKeys, regimes } = suiteNeeds(s.findings, p);
   const out: MemoryEstimate[] = [];
-  for (const run of catalog(p, s.seeds).values()) {
+  // the catalogue at a few seeds tells which runs take the suite's seeds (a request of 1e9
+  // seeds is refused below, never built): a run with as many seeds as asked takes every seed,
+  // the others keep their own (one, or Adam's three)
+  const few = Math.min(s.seeds, 16);
+  for (const run of catalog(p, few).values()) {
     if (!runKeys.has(run.key)) continue;
-    const replicas = run.spec.seeds.length;
+    const replicas = run.spec.seeds.length === few ? s.seeds : run.spec.seeds.length;
     const widths = run.spec.widths ?? [784, 1024, 1024, 10];
     out.push(
       estimateTrainingMemory({
