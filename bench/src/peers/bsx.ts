@@ -199,7 +199,7 @@ async function runAdam(ctx: Ctx, w: Extract<Workload, { workload: 'adam' }>): Pr
     const loss = await ens.train(ctx.trainDs, idx, { batchSize: b, lr: LR });
     const seconds = (performance.now() - t0) / 1000;
     const epoch: EpochResult = { steps: epochSteps, seconds, samplesPerSec: (epochSteps * b) / seconds, meanLoss: loss[0]! };
-    if (optimizer === 'adam') epoch.subnormalM = subnormalShare(Array.from({ length: 6 }, (_, t) => ens.getTensor(t, 'adamM').data));
+    if (optimizer === 'adam') epoch.subnormalM = subnormalShare(Array.from({ length: 6 }, (_, t) => ens.getTensor(t, 'expAvg').data));
     epochs.push(epoch);
   }
   const seconds = epochs.reduce((a, e) => a + e.seconds, 0);
