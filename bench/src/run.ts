@@ -5,6 +5,7 @@
 //        [--workloads train,eval,gradTrial,gemm,adam] [--adam-epoch-steps N]
 //        [--data DIR] [--python /usr/bin/python3] [--timeout SECONDS]
 //   node bench/dist/run.js roofline [options of roofline.js]
+//   node bench/dist/run.js epochs [options of epochs.js]
 //
 // Detects each peer, runs them one at a time (never concurrently: they would
 // share the cores), each on the same plan of workloads (see peer.ts), and
@@ -12,7 +13,8 @@
 // bsx/tfjs-wasm-best, the cross-peer agreement of the deterministic check
 // values, the peers that were unavailable and why, and the machine. --json
 // prints the JSON report (RunReport) on stdout instead; --out FILE writes it
-// to FILE. `roofline` as the first argument runs ./roofline.js instead.
+// to FILE. `roofline` or `epochs` as the first argument runs ./roofline.js or ./epochs.js
+// instead.
 //
 // bsx runs in this process through ./peers/bsx.js (a PeerModule); pytorch is
 // bench/peers/torch_peer.py under /usr/bin/python3; the tfjs peers are
@@ -448,12 +450,17 @@ const USAGE = `usage: node bench/dist/run.js [--quick] [--json] [--out FILE] [--
        [--peers ${PEER_IDS.join(',')}]
        [--workloads ${WORKLOAD_NAMES.join(',')}] (default ${DEFAULT_WORKLOADS.join(',')})
        [--adam-epoch-steps N] [--data DIR] [--python /usr/bin/python3] [--timeout SECONDS]
-       node bench/dist/run.js roofline [--help]`;
+       node bench/dist/run.js roofline [--help]
+       node bench/dist/run.js epochs [--help]`;
 
 async function main(): Promise<number> {
   if (process.argv[2] === 'roofline') {
     const { rooflineMain } = await import('./roofline.js');
     return rooflineMain(process.argv.slice(3));
+  }
+  if (process.argv[2] === 'epochs') {
+    const { epochsMain } = await import('./epochs.js');
+    return epochsMain(process.argv.slice(3));
   }
   const { values } = parseArgs({
     options: {
