@@ -17,6 +17,8 @@ export interface Measurement {
   value: number;
   /** Sample standard deviation over seeds, when there are several. */
   spread?: number;
+  /** The seeds the value is over, when a run of its own count (e.g. Adam's three) gives it. */
+  seeds?: number;
   /** The study's number, when it gives one. */
   seed?: number;
   unit?: string;

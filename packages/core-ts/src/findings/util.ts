@@ -101,7 +101,7 @@ export function spearman(x: readonly number[], y: readonly number[]): number {
 }
 
 export function measurement(label: string, v: OverSeeds, extra: { seed?: number; unit?: string } = {}): Measurement {
-  return { label, value: v.mean, ...(v.values.length > 1 ? { spread: v.sd } : {}), ...extra };
+  return { label, value: v.mean, ...(v.values.length > 1 ? { spread: v.sd } : {}), seeds: v.values.length, ...extra };
 }
 
 export const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;

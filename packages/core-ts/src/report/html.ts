@@ -5,7 +5,7 @@
 // F13 on, after a section of their own), and a footer citing the study.
 
 import type { FindingResult, ProfileName, Verdict } from '../findings/types.js';
-import { BEYOND_INTRO, formatMeasured, formatStudy, keyMeasurements, verdictCounts } from './markdown.js';
+import { BEYOND_INTRO, formatMeasured, formatMeasuredIn, formatStudy, keyMeasurements, verdictCounts } from './markdown.js';
 import { renderFigure, scopeSvgIds } from './render.js';
 
 export interface ReportMachine {
@@ -144,7 +144,7 @@ function measuredTable(f: FindingResult, seedsPerRun: number): string {
   if (f.measured.length === 0) return '<p>No numbers are measured for this finding; see the figures.</p>';
   const spreadNote = seedsPerRun > 1 ? `mean ± sd over ${seedsPerRun} seeds` : 'one seed';
   const rows = f.measured.map(
-    (m) => `<tr><td>${escapeHtml(m.label)}</td><td class="num">${escapeHtml(formatMeasured(m))}</td><td class="num">${escapeHtml(formatStudy(m))}</td></tr>`,
+    (m) => `<tr><td>${escapeHtml(m.label)}</td><td class="num">${escapeHtml(formatMeasuredIn(m, seedsPerRun))}</td><td class="num">${escapeHtml(formatStudy(m))}</td></tr>`,
   );
   return (
     `<table class="measured"><thead><tr><th>quantity</th><th class="num">bsx (${escapeHtml(spreadNote)})</th><th class="num">study</th></tr></thead>` +

@@ -55,6 +55,12 @@ export function formatMeasured(m: Measurement): string {
   return withUnit(core, m.unit);
 }
 
+/** The measured value, with its seed count where it differs from the one the table header names. */
+export function formatMeasuredIn(m: Measurement, seedsPerRun: number): string {
+  const n = m.seeds;
+  return formatMeasured(m) + (n !== undefined && n !== seedsPerRun ? ` (${n} seed${n === 1 ? '' : 's'})` : '');
+}
+
 /** The study's value with the unit, or an em dash when the study gives none (a fraction as a percentage: '98%'). */
 export function formatStudy(m: Measurement): string {
   if (m.seed === undefined) return '—';
@@ -137,7 +143,7 @@ export function buildMarkdownSummary(input: ReportInput): string {
       const spread = input.seedsPerRun > 1 ? `mean ± sd over ${input.seedsPerRun} seeds` : 'one seed';
       out.push(row(['quantity', `bsx (${spread})`, 'study']));
       out.push(row(['---', '---:', '---:']));
-      for (const ms of f.measured) out.push(row([mdEscape(ms.label), mdEscape(formatMeasured(ms)), mdEscape(formatStudy(ms))]));
+      for (const ms of f.measured) out.push(row([mdEscape(ms.label), mdEscape(formatMeasuredIn(ms, input.seedsPerRun)), mdEscape(formatStudy(ms))]));
       out.push('');
     }
     if (f.notes && f.notes.length > 0) {
