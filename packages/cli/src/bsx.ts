@@ -183,7 +183,7 @@ program
   .command('run')
   .allowExcessArguments(false)
   .description('the finding suite: run what the findings need (resuming what was interrupted), then write the report')
-  .argument('[findings...]', 'finding ids (F1 ... F12) or all', ['all'])
+  .argument('[findings...]', 'finding ids (F1 ... F16) or all', ['all'])
   .addOption(new Option('--profile <p>', 'scale: smoke (seconds), quick (a CPU in about half an hour), full (the study exactly), auto (full on a GPU, else quick)').choices(['smoke', 'quick', 'full', 'auto']).default('auto'))
   .option('--seeds <k>', 'seeds per training run (default: the profile\'s)', intArg('--seeds', 1))
   .addOption(new Option('--device <d>', 'engine backend').choices(['auto', 'cpu', 'cuda']).default('auto'))
