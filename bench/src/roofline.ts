@@ -14,15 +14,15 @@
 // level from a read stream of the level's size through the same binding (a GEMV, on every
 // pool thread); a read, copy and triad loop in JavaScript (one thread) is printed beside it.
 
-import { writeFileSync, existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Dataset, Ensemble, engineInfo } from '@bsx/core';
 // The GEMM and the FMA probe are the engine's own, below @bsx/core's public API.
 import native from '@bsx/core-native';
 import { fmt, table } from './format.js';
-import { defaultDataDir, describeMachine, machine, type Machine } from './machine.js';
+import { describeMachine, machine, mnistDir, type Machine } from './machine.js';
 import { BatchOrder, LAYERS, LR, EVAL_CHUNK, glorotWeights, loadSplit, parseSizes, type Split } from './peer.js';
 import {
   LEVELS,
@@ -630,10 +630,7 @@ export async function rooflineMain(argv: string[]): Promise<number> {
   const seconds = values.seconds !== undefined ? Number(values.seconds) : quick ? ROOFLINE_QUICK_SECONDS : ROOFLINE_SECONDS;
   if (!(seconds > 0)) throw new Error(`--seconds: '${values.seconds}' is not a positive number`);
   const evalChunk = values['eval-chunk'] ? parseSizes(values['eval-chunk'], '--eval-chunk')[0]! : EVAL_CHUNK;
-  const dataDir = values.data ?? defaultDataDir();
-  if (!dataDir || !existsSync(join(dataDir, 'train-images-idx3-ubyte'))) {
-    throw new Error(`MNIST IDX files not found${dataDir ? ` in ${dataDir}` : ''}: install the workspace (pnpm install) or pass --data DIR`);
-  }
+  const dataDir = mnistDir(values.data);
   const log = (m: string) => process.stderr.write(`[roofline] ${m}\n`);
 
   const info = engineInfo();

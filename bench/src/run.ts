@@ -27,7 +27,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fmt, table } from './format.js';
-import { benchRoot, busyFraction, defaultDataDir, describeMachine, machine, type Machine } from './machine.js';
+import { benchRoot, busyFraction, describeMachine, machine, mnistDir, type Machine } from './machine.js';
 import {
   ADAM,
   ADAM_BATCH,
@@ -492,10 +492,7 @@ async function main(): Promise<number> {
   const selected = PEER_IDS.filter((p) => peers.includes(p));
   const names = values.workloads ? parseWorkloadNames(values.workloads) : [...DEFAULT_WORKLOADS];
   const adamEpochSteps = values['adam-epoch-steps'] ? parseSizes(values['adam-epoch-steps'], '--adam-epoch-steps')[0]! : undefined;
-  const dataDir = values.data ?? defaultDataDir();
-  if (!dataDir || !existsSync(join(dataDir, 'train-images-idx3-ubyte'))) {
-    throw new Error(`MNIST IDX files not found${dataDir ? ` in ${dataDir}` : ''}: install the workspace (pnpm install) or pass --data DIR`);
-  }
+  const dataDir = mnistDir(values.data);
   const plan = makePlan({ names, quick, ...(adamEpochSteps !== undefined ? { adamEpochSteps } : {}) });
   const ctx: Ctx = { dataDir, plan, quick, seconds, python: values.python!, timeoutS };
 
