@@ -101,6 +101,8 @@ export const F15: Finding = {
     const cells = criticalBatchCells(ctx.profile);
     const grid = criticalBatchGrid(ctx.profile);
     const results = targetsOf(ctx).map((t, i) => analyzeTarget(cells, (k) => runOf(ctx, k), t, i));
+    // the grid's cells run their own seed count (one at quick): the steps are over those seeds
+    const gridSeeds = cells.length > 0 ? runOf(ctx, cells[0]!.key).seeds.length : 0;
     const atTarget = gradOf(ctx, 'target').noiseScale;
     const bSimple = atTarget?.bSimple ?? Number.NaN;
     const measured: Measurement[] = [];
@@ -113,7 +115,7 @@ export const F15: Finding = {
         value: t.value,
         ...(t.metric === 'testAcc' ? { unit: 'fraction' } : {}),
       });
-      for (const x of r.best) measured.push({ label: `${t.name}: steps to the target at b${x.b} (best lr ${x.lr}; bracket ${fmt(x.lo, 0)}-${fmt(x.hi, 0)})`, value: x.steps });
+      for (const x of r.best) measured.push({ label: `${t.name}: steps to the target at b${x.b} (best lr ${x.lr}; bracket ${fmt(x.lo, 0)}-${fmt(x.hi, 0)})`, value: x.steps, seeds: gridSeeds });
       if (r.fit) {
         measured.push(
           { label: `${t.name}: B_crit (95% interval ${fmt(r.fit.ci95[0], 1)} to ${fmt(r.fit.ci95[1], 1)})`, value: r.fit.bCrit, key: true },
