@@ -356,6 +356,22 @@ describe('formatting and escaping', () => {
     expect(formatNumber(Number.NaN)).toBe('n/a');
     expect(formatNumber(0)).toBe('0');
   });
+  it('names the seed count of a value over a run of its own seeds, not of one over the suite\'s', async () => {
+    const f = FINDINGS[0]!;
+    const measured = [
+      { label: 'W distance, Adam b64', value: 101.2, spread: 0.9, seeds: 5 },
+      { label: 'steps to the target at b16', value: 927.3, seeds: 1 },
+      { label: 'W distance, SGD b64', value: 2.708, spread: 0.0055, seeds: INPUT.seedsPerRun },
+    ];
+    const input = { ...INPUT, findings: [{ ...f, measured }] };
+    const md = buildMarkdownSummary(input);
+    expect(md).toContain('| W distance, Adam b64 | 101.2 ± 0.9 (5 seeds) |');
+    expect(md).toContain('| steps to the target at b16 | 927.3 (1 seed) |');
+    expect(md).toContain('| W distance, SGD b64 | 2.708 ± 0.0055 |');
+    const html = await buildHtmlReport(input);
+    expect(html).toContain('>101.2 ± 0.9 (5 seeds)<');
+    expect(html).toContain('>2.708 ± 0.0055<');
+  });
   it('escapes HTML and Markdown', () => {
     expect(escapeHtml(`${INJECTION}&"'`)).toBe('&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;&#39;');
     expect(mdEscape('a|b_c*<x>')).toBe('a\\|b\\_c\\*\\<x\\>');
